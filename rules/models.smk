@@ -1,0 +1,51 @@
+rule models_processor:
+    input:
+        jsonl="results/data/synth-train/items.jsonl",
+    output:
+        directory("results/models/processor"),
+    log:
+        "results/logs/models_processor/processor.log",
+    params:
+        tokenizer=config["models"]["tokenizer"],
+        processor=config["models"]["processor"],
+        template=config["template"],
+    script:
+        "../scripts/models_processor.py"
+
+
+rule models_teacher:
+    input:
+        processor="results/models/processor",
+        jsonl="results/data/synth-train/items.jsonl",
+        frames="results/frames/synth-train/manifest.jsonl",
+    output:
+        directory("results/models/teachers/{teacher}"),
+    log:
+        "results/logs/models_teacher/{teacher}.log",
+    benchmark:
+        "results/benchmarks/models_teacher/{teacher}.tsv"
+    params:
+        cfg=lambda wc: config["models"]["teachers"][wc.teacher],
+        template=config["template"],
+    threads: 1
+    script:
+        "../scripts/models_train.py"
+
+
+rule models_student_base:
+    input:
+        processor="results/models/processor",
+        jsonl="results/data/synth-train/items.jsonl",
+        frames="results/frames/synth-train/manifest.jsonl",
+    output:
+        directory("results/models/student_base"),
+    log:
+        "results/logs/models_student_base/student_base.log",
+    benchmark:
+        "results/benchmarks/models_student_base/student_base.tsv"
+    params:
+        cfg=config["models"]["student"],
+        template=config["template"],
+    threads: 1
+    script:
+        "../scripts/models_train.py"

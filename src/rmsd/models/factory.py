@@ -1,0 +1,133 @@
+"""Tiny Qwen2-VL-architecture models built from a config, saved and loaded like real checkpoints.
+
+The same loading path (``AutoProcessor`` + ``AutoModelForImageTextToText``) serves the paper's
+Qwen3-VL checkpoints, so everything downstream of this module is model-agnostic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import torch
+from transformers import (
+    AutoModelForImageTextToText,
+    AutoProcessor,
+    PreTrainedTokenizerFast,
+    Qwen2VLConfig,
+    Qwen2VLForConditionalGeneration,
+    Qwen2VLImageProcessor,
+    Qwen2VLProcessor,
+    Qwen2VLVideoProcessor,
+)
+
+from rmsd.errors import ConfigError, MissingArtifactError
+from rmsd.models.tokenizer import CHAT_TEMPLATE
+
+
+@dataclass
+class TinyVLMConfig:
+    """Architecture of a tiny Qwen2-VL (text decoder + ViT vision tower)."""
+
+    hidden: int = 128
+    """Text hidden size (channels)."""
+    layers: int = 2
+    """Text decoder layers."""
+    heads: int = 2
+    """Attention heads; head_dim = hidden / heads (64 keeps vLLM-CPU compatible)."""
+    kv_heads: int = 1
+    """Key/value heads (grouped-query attention)."""
+    intermediate: int = 384
+    """Text MLP width."""
+    vision_dim: int = 64
+    """Vision tower embedding size."""
+    vision_depth: int = 2
+    """Vision tower blocks."""
+    vision_heads: int = 2
+    """Vision attention heads."""
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TinyVLMConfig":
+        """Strict constructor: an unknown key raises :class:`ConfigError` naming it."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown model architecture key(s) {unknown}; valid: {sorted(known)}")
+        cfg = cls(**d)
+        if cfg.hidden % cfg.heads or cfg.heads % cfg.kv_heads:
+            raise ConfigError(f"hidden ({cfg.hidden}) must divide by heads ({cfg.heads}) and "
+                              f"heads by kv_heads ({cfg.kv_heads})")
+        return cfg
+
+
+def build_processor(tokenizer: PreTrainedTokenizerFast, min_pixels: int, max_pixels: int
+                    ) -> Qwen2VLProcessor:
+    """A Qwen2VLProcessor with explicit pixel bounds (the defaults upscale small frames).
+
+    Args:
+        tokenizer: from :func:`rmsd.models.tokenizer.build_tokenizer`.
+        min_pixels: lower bound on H x W per frame, in pixels (e.g. 28 * 28).
+        max_pixels: upper bound on H x W per frame, in pixels (e.g. 112 * 112).
+    """
+    size = {"shortest_edge": min_pixels, "longest_edge": max_pixels}
+    kw = dict(size=size, patch_size=14, temporal_patch_size=2, merge_size=2)
+    return Qwen2VLProcessor(
+        image_processor=Qwen2VLImageProcessor(**kw),
+        video_processor=Qwen2VLVideoProcessor(**kw, cap_pixels_per_frame=False),
+        tokenizer=tokenizer,
+        chat_template=CHAT_TEMPLATE,
+    )
+
+
+def build_model(tokenizer: PreTrainedTokenizerFast, arch: TinyVLMConfig, seed: int
+                ) -> Qwen2VLForConditionalGeneration:
+    """A randomly initialised Qwen2-VL of architecture ``arch`` (fp32), seeded."""
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in tokenizer.all_special_tokens}
+    head_dim = arch.hidden // arch.heads
+    half = head_dim // 2
+    mrope = [half - 2 * (half // 3), half // 3, half // 3]  # sums to head_dim / 2
+    pad, eos = ids["<|endoftext|>"], ids["<|im_end|>"]
+    text = dict(
+        vocab_size=len(tokenizer), hidden_size=arch.hidden, intermediate_size=arch.intermediate,
+        num_hidden_layers=arch.layers, num_attention_heads=arch.heads,
+        num_key_value_heads=arch.kv_heads, max_position_embeddings=2048,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope},
+        bos_token_id=pad, eos_token_id=eos, pad_token_id=pad,
+    )  # fmt: skip
+    vision = dict(
+        depth=arch.vision_depth, embed_dim=arch.vision_dim, hidden_size=arch.hidden,
+        num_heads=arch.vision_heads, mlp_ratio=2, patch_size=14, spatial_merge_size=2,
+        temporal_patch_size=2,
+    )  # fmt: skip
+    cfg = Qwen2VLConfig(
+        text_config=text, vision_config=vision, image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"], vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+    )  # fmt: skip
+    torch.manual_seed(seed)
+    model = Qwen2VLForConditionalGeneration(cfg)
+    model.generation_config.pad_token_id = pad
+    model.generation_config.eos_token_id = eos
+    model.generation_config.bos_token_id = pad
+    return model
+
+
+def load_model(path: str | Path, dtype: torch.dtype = torch.float32):
+    """Load ``(model, processor)`` from a local ``save_pretrained`` directory (safetensors only).
+
+    Raises:
+        MissingArtifactError: the directory or its config/weights are missing.
+    """
+    path = Path(path)
+    if not (path / "config.json").exists():
+        raise MissingArtifactError(f"{path}: not a model directory (no config.json)")
+    processor = AutoProcessor.from_pretrained(path, local_files_only=True)
+    model = AutoModelForImageTextToText.from_pretrained(
+        path, dtype=dtype, local_files_only=True, use_safetensors=True
+    )
+    return model, processor
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    """Number of parameters (tied weights counted once)."""
+    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())

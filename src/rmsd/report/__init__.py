@@ -1,0 +1,1 @@
+"""Result tables (CSV, Markdown, LaTeX) and figures (PNG, PDF) mirroring the paper's."""
