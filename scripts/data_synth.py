@@ -1,5 +1,5 @@
 """Adapter: rule data_synth -> rmsd.data.generate_split."""
-from snakemake.script import snakemake
+snakemake = globals()["snakemake"]  # injected by Snakemake's script preamble
 
 from rmsd.data import generate_split
 from rmsd.utils import log_to

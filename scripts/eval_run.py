@@ -1,5 +1,5 @@
 """Adapter: rule eval_run -> rmsd.evaluation.evaluate."""
-from snakemake.script import snakemake
+snakemake = globals()["snakemake"]  # injected by Snakemake's script preamble
 
 from rmsd.evaluation import evaluate
 from rmsd.utils import log_to

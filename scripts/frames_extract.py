@@ -1,5 +1,5 @@
 """Adapter: rule frames_extract -> rmsd.frames.extract_frames."""
-from snakemake.script import snakemake
+snakemake = globals()["snakemake"]  # injected by Snakemake's script preamble
 
 from rmsd.frames import extract_frames
 from rmsd.utils import log_to

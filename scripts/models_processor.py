@@ -1,5 +1,5 @@
 """Adapter: rule models_processor -> rmsd.models.build.build_processor_dir."""
-from snakemake.script import snakemake
+snakemake = globals()["snakemake"]  # injected by Snakemake's script preamble
 
 from rmsd.models.build import build_processor_dir
 from rmsd.utils import log_to

@@ -1,5 +1,5 @@
 """Adapter: rules models_teacher / models_student_base -> rmsd.models.build.train_from_scratch."""
-from snakemake.script import snakemake
+snakemake = globals()["snakemake"]  # injected by Snakemake's script preamble
 
 from rmsd.models.build import train_from_scratch
 from rmsd.utils import log_to

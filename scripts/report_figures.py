@@ -1,5 +1,5 @@
 """Adapter: rule report_figures -> rmsd.report.figures."""
-from snakemake.script import snakemake
+snakemake = globals()["snakemake"]  # injected by Snakemake's script preamble
 
 from rmsd.report.figures import main_figure, teacher_variance_figure
 from rmsd.utils import log_to

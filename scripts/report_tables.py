@@ -1,5 +1,5 @@
 """Adapter: rule report_tables -> rmsd.report.tables.write_report_tables."""
-from snakemake.script import snakemake
+snakemake = globals()["snakemake"]  # injected by Snakemake's script preamble
 
 from rmsd.report.tables import write_report_tables
 from rmsd.utils import log_to

@@ -1,5 +1,5 @@
 """Adapter: rule sample_teacher -> rmsd.teachers.sample_pool."""
-from snakemake.script import snakemake
+snakemake = globals()["snakemake"]  # injected by Snakemake's script preamble
 
 from rmsd.teachers import sample_pool
 from rmsd.utils import log_to, set_threads

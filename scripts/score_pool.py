@@ -1,5 +1,5 @@
 """Adapter: rule score_pool -> rmsd.scoring.score_pool."""
-from snakemake.script import snakemake
+snakemake = globals()["snakemake"]  # injected by Snakemake's script preamble
 
 from rmsd.scoring import ScoringConfig, score_pool
 from rmsd.utils import log_to

@@ -1,5 +1,5 @@
 """Adapter: rule score_select -> rmsd.scoring.select_variant."""
-from snakemake.script import snakemake
+snakemake = globals()["snakemake"]  # injected by Snakemake's script preamble
 
 from rmsd.scoring import SelectionConfig, select_variant
 from rmsd.utils import log_to

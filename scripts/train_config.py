@@ -1,5 +1,5 @@
 """Adapter: rule train_config -> rmsd.train.config.write_train_config (the resolved variant config)."""
-from snakemake.script import snakemake
+snakemake = globals()["snakemake"]  # injected by Snakemake's script preamble
 
 from rmsd.train.config import write_train_config
 from rmsd.utils import log_to

@@ -58,15 +58,22 @@ def format_number(x: float) -> str:
     return f"{x:.3f}".rstrip("0").rstrip(".")
 
 
+def _seconds(x: float) -> str:
+    """'1.0', '0.25', '1.5': two decimals at most, one at least."""
+    text = f"{float(x):.2f}".rstrip("0")
+    return text + "0" if text.endswith(".") else text
+
+
 def render_answer(task_type: str, answer: Any) -> str:
     """The canonical answer text for a ground-truth ``answer`` of ``task_type``.
 
     >>> render_answer("temporal", [1, 3.25])
-    '[1.0, 3.2]'
+    '[1.0, 3.25]'
     >>> render_answer("spatial", [{"t": 0.0, "box": [100, 200, 300, 400]}])
     '[100, 200, 300, 400]'
 
-    Temporal spans are rounded to 0.1 s (round half to even); boxes to integers on the 0-1000 scale.
+    Temporal spans are written with up to two decimals (0.01 s; the generator's frame grid at 4 fps
+    is 0.25 s, so ground truth is exact); boxes are integers on the 0-1000 scale.
     For spatial items with several annotated frames, the first frame's box is rendered.
 
     Raises:
@@ -80,7 +87,7 @@ def render_answer(task_type: str, answer: Any) -> str:
         return str(answer).strip()
     if task_type == "temporal":
         s, e = answer
-        return f"[{round(float(s), 1):.1f}, {round(float(e), 1):.1f}]"
+        return f"[{_seconds(s)}, {_seconds(e)}]"
     if task_type == "spatial":
         box = answer[0]["box"] if isinstance(answer[0], dict) else answer
         return "[" + ", ".join(str(int(round(float(v)))) for v in box) + "]"

@@ -13,7 +13,7 @@ from pathlib import Path
 from rmsd.io import atomic_write_json, read_jsonl
 from rmsd.models.factory import TinyVLMConfig, build_model, build_processor, count_parameters
 from rmsd.models.inputs import VideoPromptEncoder
-from rmsd.models.tokenizer import build_tokenizer
+from rmsd.models.tokenizer import SYSTEM_PROMPT, build_tokenizer
 from rmsd.tasks import TASK_INSTRUCTIONS, TASK_TYPES, build_prompt, render_answer, render_response
 from rmsd.utils import get_logger, seed_everything
 
@@ -26,7 +26,9 @@ def tokenizer_corpus(items: list[dict], template: str) -> list[str]:
     Both templates' tags are included so either template tokenises compactly.
     """
     corpus = [v for v in TASK_INSTRUCTIONS.values()]
+    scaffold = f"system\n{SYSTEM_PROMPT}\nuser\nassistant\n"  # the chat template's fixed text
     for it in items:
+        corpus.append(scaffold)
         ans = render_answer(it["task_type"], it["answer"])
         corpus += [build_prompt(it, template), render_response(ans, "answer_only"),
                    render_response(ans, "think_answer")]

@@ -17,6 +17,9 @@ from tqdm import tqdm
 
 from rmsd.errors import ConfigError, TrainingError
 from rmsd.models.inputs import EncodedPrompt, VideoPromptEncoder, model_kwargs
+from rmsd.utils import get_logger
+
+log = get_logger(__name__)
 
 
 @dataclass
@@ -111,6 +114,10 @@ def sft_train(model, encoder: VideoPromptEncoder, prompts: list[EncodedPrompt],
                 log_f.write(json.dumps({"stage": desc, "step": step, "loss": losses[-1], "lr": lr,
                                         "tokens": int(batch["response_mask"].sum()),
                                         "seconds": round(time.time() - t0, 3)}) + "\n")
+                log_f.flush()
+            if step % max(1, cfg.steps // 10) == 0 or step == cfg.steps - 1:
+                log.info("%s step %d/%d loss %.4f lr %.2e (%.1f s)", desc, step, cfg.steps, losses[-1], lr,
+                         time.time() - t0)
     finally:
         if log_f:
             log_f.close()

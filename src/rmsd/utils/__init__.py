@@ -44,14 +44,15 @@ def deep_merge(base: Mapping, override: Mapping) -> dict:
 
 
 def get_logger(name: str = "rmsd") -> logging.Logger:
-    """A logger writing to stderr (Snakemake redirects stderr to the rule's log file)."""
-    logger = logging.getLogger(name)
-    if not logger.handlers:
+    """A logger under ``rmsd``; the ``rmsd`` root writes to stderr (Snakemake's log file)."""
+    root = logging.getLogger("rmsd")
+    if not root.handlers:
         h = logging.StreamHandler(sys.stderr)
         h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logger.addHandler(h)
-        logger.setLevel(os.environ.get("RMSD_LOG_LEVEL", "INFO"))
-    return logger
+        root.addHandler(h)
+        root.setLevel(os.environ.get("RMSD_LOG_LEVEL", "INFO"))
+        root.propagate = False
+    return logging.getLogger(name) if name.startswith("rmsd") else root
 
 
 class log_to:  # noqa: N801  (used as a context manager, like open)

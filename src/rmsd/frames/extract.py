@@ -1,0 +1,278 @@
+"""Extract sampled, resized frames of every item into one array plus a manifest.
+
+Outputs in ``out_dir``:
+    ``frames.npy``: (N, F, S, S, 3) uint8 RGB, N extracted items, F = num_frames, S = size_px.
+    ``manifest.jsonl``: one record per extracted item; ``row`` indexes ``frames.npy``.
+    ``skipped.json``: list of ``{"item_id", "video", "reason"}`` (always written, maybe empty).
+    ``stats.json``: counts and timing.
+All four are written atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from rmsd.errors import ConfigError, DataError, MissingArtifactError, RmsdError
+from rmsd.frames.decode import DEFAULT_DECODERS, DecodedVideo, check_decoders, decode_video
+from rmsd.frames.select import select_indices, timestamps_s
+from rmsd.io import atomic_path, atomic_write_json, read_jsonl, sha256_file, write_jsonl
+
+FRAMES_FILE = "frames.npy"
+MANIFEST_FILE = "manifest.jsonl"
+SKIPPED_FILE = "skipped.json"
+STATS_FILE = "stats.json"
+ON_ERROR = ("fail", "skip")
+
+
+def resize_frames(frames: np.ndarray, size_px: int) -> np.ndarray:
+    """Resize every frame to ``size_px`` x ``size_px`` with PIL bilinear filtering.
+
+    The aspect ratio is not preserved (frames are squashed to a square), matching the model's
+    square input.
+
+    Args:
+        frames: (F, H, W, 3) uint8.
+        size_px: output side S.
+
+    Returns:
+        (F, S, S, 3) uint8 (the input itself when it already has that size).
+    """
+    from PIL import Image
+
+    if frames.shape[1] == size_px and frames.shape[2] == size_px:
+        return frames
+    out = np.empty((frames.shape[0], size_px, size_px, 3), dtype=np.uint8)
+    for i, frame in enumerate(frames):
+        out[i] = np.asarray(Image.fromarray(frame).resize((size_px, size_px), Image.BILINEAR))
+    return out
+
+
+def manifest_record(
+    item_id: str,
+    video: str,
+    row: int,
+    decoded: DecodedVideo,
+    policy: str,
+    size_px: int,
+    video_sha256: str,
+) -> dict:
+    """The manifest record of one extracted item (pure).
+
+    ``timestamps_s`` are ``index / fps`` (nominal frame times from the video start; a container
+    start offset or variable frame rate is not reflected). ``None`` when the decoder reports no fps.
+    """
+    return {
+        "item_id": item_id,
+        "video": video,
+        "row": row,
+        "num_frames": len(decoded.indices),
+        "indices": list(decoded.indices),
+        "timestamps_s": timestamps_s(decoded.indices, decoded.fps) if decoded.fps > 0 else None,
+        "policy": policy,
+        "decoder": decoded.decoder,
+        "decoder_version": decoded.decoder_version,
+        "fallback_reasons": dict(decoded.fallback_reasons),
+        "source_size_px": list(decoded.source_size_px),
+        "stored_size_px": [size_px, size_px],
+        "fps": decoded.fps,
+        "num_video_frames": decoded.num_video_frames,
+        "video_sha256": video_sha256,
+    }
+
+
+def extract_frames(
+    items_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    num_frames: int,
+    size_px: int,
+    policy: str = "uniform",
+    decoders: Sequence[str] = DEFAULT_DECODERS,
+    on_error: str = "fail",
+) -> dict:
+    """Decode, sample and resize the frames of every item; write frames.npy and manifest.jsonl.
+
+    Each distinct video file is decoded once, however many items refer to it. Relative ``video``
+    paths are resolved against the current working directory.
+
+    Args:
+        items_path: items JSONL; every record needs ``id`` and ``video``.
+        out_dir: output directory (created).
+        num_frames: frames per item F.
+        size_px: stored frame side S in pixels.
+        policy: frame selection policy, see :func:`rmsd.frames.select.select_indices`.
+        decoders: decoders to try in order, see :func:`rmsd.frames.decode.decode_video`.
+        on_error: ``"fail"`` raises on the first undecodable or missing video; ``"skip"`` leaves
+            the item out and lists it in ``skipped.json``.
+
+    Returns:
+        Stats dict (also written to ``stats.json``): ``n_items``, ``n_extracted``, ``n_skipped``,
+        ``n_videos``, ``decoders`` (counts by decoder used), ``seconds``, ``ms_per_item``.
+
+    Raises:
+        ConfigError: bad num_frames, size_px, policy, decoders or on_error.
+        MissingArtifactError: the items file is missing, or (``on_error="fail"``) a video is.
+        DataError: the items file is malformed or has duplicate ids.
+        VideoDecodeError: (``on_error="fail"``) a video cannot be decoded; names the file.
+    """
+    t0 = time.perf_counter()
+    if on_error not in ON_ERROR:
+        raise ConfigError(f"on_error must be one of {list(ON_ERROR)}, got {on_error!r}")
+    if not isinstance(num_frames, (int, np.integer)) or num_frames <= 0:
+        raise ConfigError(f"num_frames must be a positive integer, got {num_frames!r}")
+    if not isinstance(size_px, (int, np.integer)) or size_px <= 0:
+        raise ConfigError(f"size_px must be a positive integer, got {size_px!r}")
+    select_indices(1, num_frames, policy)  # validates the policy
+    decoders = check_decoders(decoders)
+    out_dir = Path(out_dir)
+
+    items = read_jsonl(items_path, required=("id", "video"))
+    dup = [k for k, c in Counter(str(it["id"]) for it in items).items() if c > 1]
+    if dup:
+        raise DataError(f"{items_path}: duplicate item id(s) {dup[:5]}")
+
+    refs = Counter(str(it["video"]) for it in items)  # cache eviction after the last use
+    cache: dict[str, tuple[np.ndarray, DecodedVideo, str] | RmsdError] = {}
+    records: list[dict] = []
+    skipped: list[dict] = []
+    used: Counter[str] = Counter()
+    shape = (len(items), num_frames, size_px, size_px, 3)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    with atomic_path(out_dir / FRAMES_FILE, suffix=".npy") as tmp:
+        array = _open_rows(tmp, shape)
+        for item in items:
+            video = str(item["video"])
+            if video not in cache:
+                cache[video] = _decode_one(video, num_frames, size_px, policy, decoders)
+            entry = cache[video]
+            refs[video] -= 1
+            if refs[video] == 0:
+                del cache[video]
+            if isinstance(entry, RmsdError):
+                if on_error == "fail":
+                    raise entry
+                skipped.append({"item_id": str(item["id"]), "video": video, "reason": str(entry)})
+                continue
+            frames, decoded, digest = entry
+            row = len(records)
+            array[row] = frames
+            records.append(
+                manifest_record(str(item["id"]), video, row, decoded, policy, size_px, digest)
+            )
+            used[decoded.decoder] += 1
+        _close_rows(array, tmp, len(records))
+
+    write_jsonl(out_dir / MANIFEST_FILE, records)
+    atomic_write_json(out_dir / SKIPPED_FILE, skipped)
+    seconds = time.perf_counter() - t0
+    stats = {
+        "n_items": len(items),
+        "n_extracted": len(records),
+        "n_skipped": len(skipped),
+        "n_videos": len(refs),
+        "decoders": dict(used),
+        "num_frames": int(num_frames),
+        "size_px": int(size_px),
+        "policy": policy,
+        "seconds": round(seconds, 3),
+        "ms_per_item": round(1000 * seconds / len(items), 2) if items else None,
+    }
+    atomic_write_json(out_dir / STATS_FILE, stats)
+    return stats
+
+
+def load_frames(frames_dir: str | os.PathLike) -> tuple[dict[str, dict], np.ndarray]:
+    """Open an extraction's manifest and frames array.
+
+    Args:
+        frames_dir: the ``out_dir`` of :func:`extract_frames`.
+
+    Returns:
+        ``(manifest, frames)``: manifest records keyed by ``item_id``, and the (N, F, S, S, 3)
+        uint8 array opened read-only with ``mmap_mode="r"`` (``frames[manifest[id]["row"]]``).
+
+    Raises:
+        MissingArtifactError: ``frames.npy`` or ``manifest.jsonl`` does not exist; names the path.
+        DataError: a manifest row is outside the array or duplicated.
+    """
+    frames_dir = Path(frames_dir)
+    frames_path = frames_dir / FRAMES_FILE
+    if not frames_path.exists():
+        raise MissingArtifactError(
+            f"{frames_path}: expected file does not exist (run frame extraction)"
+        )
+    records = read_jsonl(frames_dir / MANIFEST_FILE, required=("item_id", "row"))
+    frames = np.load(frames_path, mmap_mode="r")
+    manifest: dict[str, dict] = {}
+    for rec in records:
+        if not 0 <= int(rec["row"]) < len(frames):
+            raise DataError(
+                f"{frames_dir / MANIFEST_FILE}: item {rec['item_id']!r} row {rec['row']} "
+                f"outside {frames_path} with {len(frames)} rows"
+            )
+        if rec["item_id"] in manifest:
+            raise DataError(f"{frames_dir / MANIFEST_FILE}: duplicate item_id {rec['item_id']!r}")
+        manifest[rec["item_id"]] = rec
+    return manifest, frames
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def _decode_one(
+    video: str, num_frames: int, size_px: int, policy: str, decoders: Sequence[str]
+) -> tuple[np.ndarray, DecodedVideo, str] | RmsdError:
+    """Decode, resize and hash one video; an rmsd error is returned (not raised) for the caller."""
+    try:
+        decoded = decode_video(video, num_frames, policy, decoders)
+        frames = resize_frames(decoded.frames, size_px)
+        decoded.frames = np.empty((0,), np.uint8)  # keep only the resized copy in the cache
+        return frames, decoded, sha256_file(video)
+    except RmsdError as e:
+        return e
+
+
+def _open_rows(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+    """A writable (N, F, S, S, 3) uint8 array backed by ``path`` (in memory when N == 0)."""
+    if shape[0] == 0:
+        return np.zeros(shape, np.uint8)
+    return np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
+
+
+def _close_rows(array: np.ndarray, path: Path, n_rows: int) -> None:
+    """Flush the array to ``path``, truncated to its first ``n_rows`` rows (skipped items)."""
+    if n_rows == array.shape[0] and isinstance(array, np.memmap):
+        array.flush()
+        del array
+        _fsync(path)
+        return
+    if n_rows == 0:
+        np.save(path, np.zeros((0, *array.shape[1:]), np.uint8))
+        _fsync(path)
+        return
+    fd, compact = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npy", dir=path.parent)
+    os.close(fd)
+    try:
+        out = np.lib.format.open_memmap(
+            compact, mode="w+", dtype=np.uint8, shape=(n_rows, *array.shape[1:])
+        )
+        out[:] = array[:n_rows]
+        out.flush()
+        del out
+        _fsync(Path(compact))
+        os.replace(compact, path)
+    finally:
+        if os.path.exists(compact):
+            os.unlink(compact)
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())

@@ -1,0 +1,262 @@
+"""Format checkers R_outer and R_task (paper section 3.7).
+
+The MCQ check uses the shared extractor :func:`rmsd.scoring.mcq.extract_mcq_letter` (re-exported).
+
+Model output is data: it is only matched with regular expressions (no eval, no JSON of arbitrary
+text), and no function here raises on any response text. Problems with the *item* (missing options,
+missing duration) raise :class:`rmsd.errors.DataError` naming the item id.
+
+Reason strings are short fixed categories (no response text inside), so they can be counted.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, NamedTuple
+
+from rmsd.errors import ConfigError, DataError
+from rmsd.scoring.mcq import extract_mcq_letter
+from rmsd.tasks import OPTION_LETTERS, RESPONSE_TEMPLATES, TASK_TYPES
+
+__all__ = [
+    "OuterCheck",
+    "TaskCheck",
+    "check_outer",
+    "check_task",
+    "duration_of",
+    "extract_mcq_letter",
+    "n_options_of",
+    "parse_number",
+]
+
+SPAN_TOLERANCE_S: float = 1e-6
+"""Slack (seconds) allowed when checking ``e <= duration_s`` of a temporal answer."""
+BOX_SCALE: float = 1000.0
+"""Boxes live on the 0-1000 normalised scale (Qwen-VL convention, see rmsd.tasks)."""
+
+
+class OuterCheck(NamedTuple):
+    """Result of the outer format check R_outer."""
+
+    valid: bool
+    answer_text: str | None
+    """Stripped text inside ``<answer>...</answer>`` when ``valid``, else None."""
+    reason: str | None
+    """Why the check failed (None when valid)."""
+
+
+class TaskCheck(NamedTuple):
+    """Result of the task-specific format check R_task."""
+
+    valid: bool
+    parsed: Any
+    """JSON-serialisable parsed answer when ``valid`` (letter, float, string, list), else None."""
+    reason: str | None
+
+
+_ANSWER_ONLY_RE = re.compile(r"<answer>(.*)</answer>", re.DOTALL)
+_THINK_ANSWER_RE = re.compile(r"<think>(.*?)</think>\s*<answer>(.*)</answer>", re.DOTALL)
+
+
+def check_outer(text: str, template: str) -> OuterCheck:
+    """R_outer: does the whole response follow the response template (paper section 3.7)?
+
+    The response is stripped of surrounding whitespace, then must be, in full (DOTALL):
+
+    * ``answer_only``: ``<answer>...</answer>`` and nothing else;
+    * ``think_answer``: ``<think>...</think>\\s*<answer>...</answer>`` and nothing else.
+
+    Exactly one ``<answer>`` and one ``</answer>`` tag (and, for ``think_answer``, one ``<think>``
+    and one ``</think>``) may occur, so nested or repeated tags are invalid. Tags are case
+    sensitive. A truncated response lacks its closing tag and is therefore invalid.
+
+    >>> check_outer(" <answer> B </answer>\\n", "answer_only")
+    OuterCheck(valid=True, answer_text='B', reason=None)
+    >>> check_outer("<answer></answer>", "answer_only").reason
+    'empty answer'
+
+    Args:
+        text: the response text (already decoded).
+        template: one of ``rmsd.tasks.RESPONSE_TEMPLATES``.
+
+    Returns:
+        OuterCheck; ``answer_text`` is the stripped content of the answer tags.
+
+    Raises:
+        ConfigError: unknown template.
+    """
+    if template not in RESPONSE_TEMPLATES:
+        raise ConfigError(
+            f"unknown response template {template!r}; valid: {list(RESPONSE_TEMPLATES)}"
+        )
+    if not isinstance(text, str):
+        return OuterCheck(False, None, "not text")
+    s = text.strip()
+    if not s:
+        return OuterCheck(False, None, "empty response")
+    n_open, n_close = s.count("<answer>"), s.count("</answer>")
+    if n_open == 0:
+        return OuterCheck(False, None, "missing <answer>")
+    if n_close == 0:
+        return OuterCheck(False, None, "missing </answer> (truncated?)")
+    if n_open > 1 or n_close > 1:
+        return OuterCheck(False, None, "multiple or nested <answer> tags")
+    if template == "answer_only":
+        m = _ANSWER_ONLY_RE.fullmatch(s)
+        if m is None:
+            return OuterCheck(False, None, "text outside <answer>")
+        inner = m.group(1)
+    else:
+        if s.count("<think>") != 1 or s.count("</think>") != 1:
+            return OuterCheck(False, None, "missing or repeated <think> block")
+        m = _THINK_ANSWER_RE.fullmatch(s)
+        if m is None:
+            return OuterCheck(False, None, "not <think>...</think><answer>...</answer>")
+        inner = m.group(2)
+    inner = inner.strip()
+    if not inner:
+        return OuterCheck(False, None, "empty answer")
+    return OuterCheck(True, inner, None)
+
+
+# ----------------------------------------------------------------------------------------------
+# Task-specific checks
+# ----------------------------------------------------------------------------------------------
+
+_NUM = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+_NUM_RE = re.compile(_NUM)
+_PAIR_RE = re.compile(rf"\[\s*({_NUM})\s*,\s*({_NUM})\s*\]")
+_QUAD_RE = re.compile(rf"\[\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*\]")
+
+
+def parse_number(s: str) -> float | None:
+    """Parse a plain decimal number (ASCII digits, optional sign, decimal point and exponent).
+
+    ``"3"``, ``"3.0"``, ``"-2.5"``, ``"1e3"`` parse; thousands separators (``"1,000"``),
+    underscores, ``inf``/``nan``, hex and non-ASCII digits do not. Non-finite results (``1e999``)
+    give None.
+
+    >>> parse_number(" -2.5 "), parse_number("1e3"), parse_number("1,000")
+    (-2.5, 1000.0, None)
+    """
+    s = s.strip()
+    if not _NUM_RE.fullmatch(s):
+        return None
+    x = float(s)
+    return x if math.isfinite(x) else None
+
+
+def _floats(groups: tuple[str, ...]) -> list[float] | None:
+    vals = [float(g) for g in groups]
+    return vals if all(math.isfinite(v) for v in vals) else None
+
+
+def _item_id(item: dict) -> str:
+    return str(item.get("id", item.get("item_id", "<no id>")))
+
+
+def n_options_of(item: dict) -> int:
+    """Number of options of an MCQ item.
+
+    Raises:
+        DataError: options missing, not a list, or more than 10 (names the item id).
+    """
+    opts = item.get("options")
+    if not isinstance(opts, list) or not 1 <= len(opts) <= len(OPTION_LETTERS):
+        raise DataError(
+            f"item {_item_id(item)}: mcq needs a list of 1..{len(OPTION_LETTERS)} options, "
+            f"got {opts!r}"
+        )
+    return len(opts)
+
+
+def duration_of(item: dict) -> float:
+    """``duration_s`` of a temporal item (seconds).
+
+    Raises:
+        DataError: missing, non-numeric, non-finite or non-positive (names the item id).
+    """
+    d = item.get("duration_s")
+    if isinstance(d, bool) or not isinstance(d, (int, float)) or not math.isfinite(d) or d <= 0:
+        raise DataError(f"item {_item_id(item)}: temporal needs a positive duration_s, got {d!r}")
+    return float(d)
+
+
+def check_task(answer_text: str, item: dict, open_max_words: int = 64) -> TaskCheck:
+    """R_task: does the extracted answer have the task's answer format (paper section 3.7)?
+
+    ========= ======================================================= ==========================
+    task_type rule                                                    parsed
+    ========= ======================================================= ==========================
+    mcq       :func:`extract_mcq_letter` finds one allowed letter       ``"B"``
+    numeric   :func:`parse_number` gives a finite number              float
+    ocr       non-empty after stripping                                stripped string
+    temporal  ``[s, e]`` seconds, ``0 <= s < e <= duration_s + 1e-6``  ``[s, e]`` floats
+    spatial   ``[x1, y1, x2, y2]``, ``x1 < x2``, ``y1 < y2``, all in    list of 4 floats
+              ``[0, 1000]``
+    open      non-empty, at most ``open_max_words`` words             stripped string
+    ========= ======================================================= ==========================
+
+    >>> check_task("[1.0, 3.0]", {"id": "x", "task_type": "temporal", "duration_s": 5})
+    TaskCheck(valid=True, parsed=[1.0, 3.0], reason=None)
+
+    Args:
+        answer_text: text inside the answer tags.
+        item: the item (needs ``task_type``; ``options`` for mcq; ``duration_s`` for temporal).
+        open_max_words: word limit of open-ended answers.
+
+    Returns:
+        TaskCheck.
+
+    Raises:
+        DataError: the item is malformed (unknown task type, missing options or duration).
+    """
+    task = item.get("task_type")
+    if task not in TASK_TYPES:
+        raise DataError(
+            f"item {_item_id(item)}: unknown task_type {task!r}; valid: {list(TASK_TYPES)}"
+        )
+    if not isinstance(answer_text, str):
+        return TaskCheck(False, None, "no answer text")
+    s = answer_text.strip()
+    if task == "mcq":
+        n = n_options_of(item)
+        letter = extract_mcq_letter(s, n)
+        if letter is None:
+            return TaskCheck(False, None, "no single option letter")
+        return TaskCheck(True, letter, None)
+    if task == "numeric":
+        x = parse_number(s)
+        return TaskCheck(True, x, None) if x is not None else TaskCheck(False, None, "not a number")
+    if task == "ocr":
+        return TaskCheck(True, s, None) if s else TaskCheck(False, None, "empty text")
+    if task == "temporal":
+        duration_s = duration_of(item)
+        m = _PAIR_RE.fullmatch(s)
+        vals = _floats(m.groups()) if m else None
+        if vals is None:
+            return TaskCheck(False, None, "not a [start, end] pair")
+        start, end = vals
+        if not start < end:
+            return TaskCheck(False, None, "start >= end")
+        if start < 0 or end > duration_s + SPAN_TOLERANCE_S:
+            return TaskCheck(False, None, "span outside [0, duration_s]")
+        return TaskCheck(True, [start, end], None)
+    if task == "spatial":
+        m = _QUAD_RE.fullmatch(s)
+        vals = _floats(m.groups()) if m else None
+        if vals is None:
+            return TaskCheck(False, None, "not a [x1, y1, x2, y2] box")
+        x1, y1, x2, y2 = vals
+        if not (x1 < x2 and y1 < y2):
+            return TaskCheck(False, None, "box with x1 >= x2 or y1 >= y2")
+        if min(vals) < 0 or max(vals) > BOX_SCALE:
+            return TaskCheck(False, None, "box outside [0, 1000]")
+        return TaskCheck(True, vals, None)
+    # open
+    if not s:
+        return TaskCheck(False, None, "empty text")
+    if len(s.split()) > open_max_words:
+        return TaskCheck(False, None, "too many words")
+    return TaskCheck(True, s, None)
