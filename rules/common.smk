@@ -12,13 +12,15 @@ validate(config, schema="../config/schema.yaml")
 check_config(config)
 
 SYNTH_SPLITS = ["train", "distill", "test"]
-DISTILL = "synth-distill"
+SYNTHETIC = config["data"]["generator"] == "synth"
+TRAIN = "synth-train" if SYNTHETIC else "train"
+DISTILL = "synth-distill" if SYNTHETIC else "distill"
 
 
 wildcard_constraints:
     split="|".join(SYNTH_SPLITS),
     dataset=r"[A-Za-z0-9_.\-]+",
-    teacher="|".join(config["models"]["teachers"]),
+    teacher="|".join(sorted(set(config["models"]["teachers"]) | set(config["sampling"]["teachers"]))),
     variant=r"[A-Za-z0-9_.\-]+",
     seed=r"\d+",
 
@@ -36,12 +38,21 @@ def variant_seeds(variant):
     return config["seeds"] if is_trained(variant) else config["seeds"][:1]
 
 
+def teacher_dir(teacher):
+    """A pretrained teacher's own directory, or the one the models_teacher rule trains."""
+    return config["models"]["teachers"][teacher].get("path", f"results/models/teachers/{teacher}")
+
+
+def student_base_dir():
+    return config["models"]["student"].get("path", "results/models/student_base")
+
+
 def model_dir(variant, seed):
     v = variant_cfg(variant)
     if "teacher" in v:
-        return f"results/models/teachers/{v['teacher']}"
+        return teacher_dir(v["teacher"])
     if not v["train"]:
-        return "results/models/student_base"
+        return student_base_dir()
     return f"results/models/{variant}/seed{seed}"
 
 
@@ -54,8 +65,16 @@ def selection_teachers(wildcards):
 
 
 def get_pool_files(wildcards):
-    return expand("results/pool/{teacher}/{dataset}.jsonl", teacher=sorted(config["models"]["teachers"]),
+    return expand("results/pool/{teacher}/{dataset}.jsonl", teacher=sorted(config["sampling"]["teachers"]),
                   dataset=wildcards.dataset)
+
+
+def teacher_model_input(wildcards):
+    """Model input of teacher sampling: teacher_dir (trained here or models.teachers.NAME.path); none for sampling.teachers.NAME.path or .endpoint."""
+    t = config["sampling"]["teachers"][wildcards.teacher]
+    if t.get("path") or t.get("endpoint"):
+        return {}
+    return {"model": teacher_dir(wildcards.teacher)}
 
 
 def eval_outputs(variants):
@@ -87,3 +106,78 @@ def get_main_outputs():
 
 def get_ablation_outputs():
     return ["results/tables/ablation.md"]
+
+
+##### cluster resources of the GPU rules (config "resources"; read by the Slurm executor) #####
+RESOURCE_DEFAULTS = {"gpu": 0, "cpus": 1, "mem_mb": 2000, "runtime": 60, "nodes": 1, "launcher": "python"}
+LAUNCHERS = ("python", "torchrun", "accelerate", "deepspeed")
+
+
+def res(rule, key):
+    """config["resources"][rule][key], or its default from RESOURCE_DEFAULTS (None if it has none)."""
+    return config.get("resources", {}).get(rule, {}).get(key, RESOURCE_DEFAULTS.get(key))
+
+
+def rule_resources(rule, teacher_rule=None):
+    """Snakemake resources of a GPU rule from config["resources"][rule] (local runs ignore them).
+
+    The Slurm executor maps them to sbatch options: gpu -> --gpus=N (gpu_model -> --gpus=MODEL:N;
+    0 -> none), cpus -> --cpus-per-task, mem_mb -> --mem (per node), runtime -> -t (minutes),
+    constraint -> -C. nodes > 1 (train_student with launcher torchrun only) asks for N nodes with
+    `gpu` GPUs each (--gres=gpu[:MODEL]:N is per node) and one task per node; resource mpi tells the
+    jobstep not to wrap the job in its own srun, because the rule's command (launch_cmd) runs srun.
+    teacher_rule: jobs whose {variant} is teacher-NAME (a teacher evaluated as is) get that rule's
+    gpu/cpus/mem_mb/runtime instead, so evaluating a 235B teacher asks for a sampling-sized job.
+    """
+    gpus, nodes, model = res(rule, "gpu"), res(rule, "nodes"), res(rule, "gpu_model")
+    out = {"gpu": gpus, "cpus_per_task": res(rule, "cpus"), "mem_mb": res(rule, "mem_mb"),
+           "runtime": res(rule, "runtime")}
+    if nodes > 1:
+        if res(rule, "launcher") != "torchrun":
+            raise ValueError(f"resources.{rule}.nodes = {nodes} needs launcher torchrun (srun + torchrun rendezvous)")
+        out.update(gpu=0, nodes=nodes, tasks=nodes, tasks_per_gpu=0, mpi="srun")
+        if gpus:
+            out["gres"] = f"gpu:{model}:{gpus}" if model else f"gpu:{gpus}"
+    elif gpus and model:
+        out["gpu_model"] = model
+    if res(rule, "constraint"):
+        out["constraint"] = res(rule, "constraint")
+    if teacher_rule is not None:
+        alt = {"gpu": res(teacher_rule, "gpu"), "cpus_per_task": res(teacher_rule, "cpus"),
+               "mem_mb": res(teacher_rule, "mem_mb"), "runtime": res(teacher_rule, "runtime")}
+        for key, value in alt.items():
+            out[key] = _teacher_or_own(out[key], value)
+    return out
+
+
+def _teacher_or_own(own, teacher):
+    def value(wildcards):
+        return teacher if wildcards.variant.startswith("teacher-") else own
+
+    return value
+
+
+def launch_cmd(rule, module):
+    """Command that runs `python -m module` as one process per allocated GPU (one on CPU).
+
+    launcher python: a single process; torchrun / accelerate / deepspeed: nproc = resources gpu
+    (at least 1). With nodes > 1: srun starts one torchrun per node, joined by a c10d rendezvous
+    on the first node (the batch host, where this command runs).
+    """
+    launcher, gpus, nodes = res(rule, "launcher"), res(rule, "gpu"), res(rule, "nodes")
+    nproc = max(1, gpus)
+    if launcher not in LAUNCHERS:
+        raise ValueError(f"resources.{rule}.launcher = {launcher!r}; valid: {list(LAUNCHERS)}")
+    if launcher == "python":
+        return f"python -m {module}"
+    if launcher == "torchrun":
+        if nodes > 1:
+            return (f"srun --nodes={nodes} --ntasks={nodes} --ntasks-per-node=1 --cpus-per-task={res(rule, 'cpus')} "
+                    f"torchrun --nnodes={nodes} --nproc-per-node={nproc} --rdzv-backend=c10d "
+                    f"--rdzv-endpoint=$(hostname):29500 --rdzv-id=$SLURM_JOB_ID -m {module}")
+        return f"torchrun --standalone --nproc-per-node={nproc} -m {module}"
+    if launcher == "accelerate":
+        device = "--multi_gpu " if nproc > 1 else ("--cpu " if not gpus else "")
+        return (f"accelerate launch {device}--num_machines=1 --num_processes={nproc} --mixed_precision=no "
+                f"--dynamo_backend=no -m {module}")
+    return f"deepspeed --num_gpus={nproc} --module {module}"

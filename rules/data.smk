@@ -17,3 +17,16 @@ rule data_clips:
         "results/logs/data_clips/clips.log",
     script:
         "../scripts/data_clips.py"
+
+
+rule data_external:
+    input:
+        source=lambda wc: config["data"]["external"][wc.split],
+    output:
+        jsonl="results/data/{split}/items.jsonl",
+    log:
+        "results/logs/data_external/{split}.log",
+    wildcard_constraints:
+        split="train|distill",
+    script:
+        "../scripts/data_external.py"

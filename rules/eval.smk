@@ -15,5 +15,7 @@ rule eval_run:
         scoring=config["scoring"],
         template=config["template"],
     threads: 1
+    resources:
+        **rule_resources("eval_run", teacher_rule="sample_teacher"),
     script:
         "../scripts/eval_run.py"

@@ -1,6 +1,6 @@
 rule models_processor:
     input:
-        jsonl="results/data/synth-train/items.jsonl",
+        jsonl=f"results/data/{TRAIN}/items.jsonl",
     output:
         directory("results/models/processor"),
     log:
@@ -16,8 +16,8 @@ rule models_processor:
 rule models_teacher:
     input:
         processor="results/models/processor",
-        jsonl="results/data/synth-train/items.jsonl",
-        frames="results/frames/synth-train/manifest.jsonl",
+        jsonl=f"results/data/{TRAIN}/items.jsonl",
+        frames=f"results/frames/{TRAIN}/manifest.jsonl",
     output:
         directory("results/models/teachers/{teacher}"),
     log:
@@ -28,6 +28,8 @@ rule models_teacher:
         cfg=lambda wc: config["models"]["teachers"][wc.teacher],
         template=config["template"],
     threads: 1
+    resources:
+        **rule_resources("models_teacher"),
     script:
         "../scripts/models_train.py"
 
@@ -35,8 +37,8 @@ rule models_teacher:
 rule models_student_base:
     input:
         processor="results/models/processor",
-        jsonl="results/data/synth-train/items.jsonl",
-        frames="results/frames/synth-train/manifest.jsonl",
+        jsonl=f"results/data/{TRAIN}/items.jsonl",
+        frames=f"results/frames/{TRAIN}/manifest.jsonl",
     output:
         directory("results/models/student_base"),
     log:
@@ -47,5 +49,7 @@ rule models_student_base:
         cfg=config["models"]["student"],
         template=config["template"],
     threads: 1
+    resources:
+        **rule_resources("models_student_base"),
     script:
         "../scripts/models_train.py"

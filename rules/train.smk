@@ -1,6 +1,6 @@
 rule train_config:
     input:
-        student="results/models/student_base",
+        student=student_base_dir(),
         selection="results/select/{variant}/seed{seed}.jsonl",
         jsonl=f"results/data/{DISTILL}/items.jsonl",
         frames=f"results/frames/{DISTILL}/manifest.jsonl",
@@ -26,6 +26,10 @@ rule train_student:
         "results/logs/train_student/{variant}/seed{seed}.log",
     benchmark:
         "results/benchmarks/train_student/{variant}/seed{seed}.tsv"
+    params:
+        launch=launch_cmd("train_student", "rmsd.train"),
     threads: 1
+    resources:
+        **rule_resources("train_student"),
     shell:
-        "python -m rmsd.train --config {input.cfg} --out {output} --threads {threads} > {log} 2>&1"
+        "{params.launch} --config {input.cfg} --out {output} --threads {threads} > {log} 2>&1"

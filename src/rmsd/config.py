@@ -11,6 +11,7 @@ from rmsd.errors import ConfigError
 from rmsd.utils import deep_merge
 
 TEACHER_PREFIX = "teacher-"
+SYNTH_KEYS = ("tasks", "n_per_task", "size_px", "fps", "duration_s", "seed")
 
 
 def resolve_variant(config: dict, variant: str) -> dict:
@@ -43,8 +44,10 @@ def check_config(config: dict) -> None:
     sampled = set(config["sampling"]["teachers"])
     if missing := sorted(teachers - sampled):
         raise ConfigError(f"sampling.teachers lacks sampling parameters for teacher(s) {missing}")
-    if extra := sorted(sampled - teachers):
-        raise ConfigError(f"sampling.teachers names unknown teacher(s) {extra}; models.teachers has {sorted(teachers)}")
+    ext = {t for t in sampled if config["sampling"]["teachers"][t].get("path") or config["sampling"]["teachers"][t].get("endpoint")}
+    if extra := sorted(sampled - teachers - ext):
+        raise ConfigError(f"sampling.teachers names unknown teacher(s) {extra} without a `path` or `endpoint`; models.teachers has {sorted(teachers)}")
+    teachers = teachers | sampled
     for name in config["variants"]:
         v = resolve_variant(config, name)
         if not v["train"]:
@@ -58,5 +61,15 @@ def check_config(config: dict) -> None:
         for name in config["report"].get(key, []):
             if name not in config["variants"] and not name.startswith(TEACHER_PREFIX):
                 raise ConfigError(f"report.{key}: unknown variant {name!r}; valid: {sorted(config['variants'])}")
-    if config["data"]["duration_s"] * config["data"]["fps"] < config["frames"]["num_frames"] / 2:
-        raise ConfigError("data.duration_s x data.fps gives fewer than half of frames.num_frames frames")
+    data = config["data"]
+    if data["generator"] == "synth":
+        if missing := [k for k in SYNTH_KEYS if k not in data]:
+            raise ConfigError(f"data.generator is synth but data lacks key(s) {missing}")
+        if data["duration_s"] * data["fps"] < config["frames"]["num_frames"] / 2:
+            raise ConfigError("data.duration_s x data.fps gives fewer than half of frames.num_frames frames")
+        models = config["models"]
+        if ("tokenizer" not in models or "processor" not in models) and any(
+                "arch" in m for m in [models["student"], *models["teachers"].values()]):
+            raise ConfigError("models built here (arch) need models.tokenizer and models.processor")
+    elif not data.get("external", {}).get("distill"):
+        raise ConfigError("data.generator is external but data.external.distill is not set")

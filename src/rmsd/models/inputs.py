@@ -44,6 +44,10 @@ class VideoPromptEncoder:
         self.pad_id = self.tokenizer.pad_token_id
         self.eos_id = self.tokenizer.eos_token_id
         self.video_token_id = self.tokenizer.convert_tokens_to_ids("<|video_pad|>")
+        # special tokens a response must never contain (vision placeholders would corrupt the
+        # next forward pass); only the end-of-turn token may be generated
+        self.suppress_ids = sorted({self.tokenizer.convert_tokens_to_ids(t)
+                                    for t in self.tokenizer.all_special_tokens} - {self.eos_id})
 
     def prompt_text(self, item: dict) -> str:
         """The chat-formatted prompt string of ``item`` (video placeholder + question)."""
@@ -157,7 +161,8 @@ def generate(model, encoder: VideoPromptEncoder, prompts: list[EncodedPrompt], n
     """
     batch = encoder.collate(prompts)
     kw = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, num_return_sequences=n,
-              pad_token_id=encoder.pad_id, eos_token_id=encoder.eos_id)
+              pad_token_id=encoder.pad_id, eos_token_id=encoder.eos_id,
+              suppress_tokens=encoder.suppress_ids)
     if do_sample:
         kw.update(temperature=temperature, top_p=top_p, top_k=top_k)
     out = model.generate(**model_kwargs(batch), **kw)[:, batch["input_ids"].shape[1]:]

@@ -1,81 +1,308 @@
-"""Resumable K-sample pool generation for one teacher over one dataset.
+"""Resumable, cached K-sample pool generation: one teacher, one dataset, one shard.
 
-Samples are appended durably to ``<out>.partial`` as they are generated; a restarted job reads it,
-keeps the complete (item, k) records and generates only the missing ones. The final pool file is
-written atomically, sorted by (item_id, k).
+Every sample is stored in a persistent cache as soon as it is generated, under a key made of
+
+    teacher name, model revision, prompt hash, frame-manifest hash, sampling parameters
+    (temperature, top_p, top_k, max_new_tokens), seed and the sample index k
+
+(:func:`sample_key`). A run first looks up every (item, k < K) of its shard in the cache and asks
+the backend only for the missing ones, so a killed job resumes where it stopped, raising K from 4 to
+8 generates only k = 4..7, re-sharding regenerates nothing, and a new teacher generates only its
+own samples. The K samples an item still needs come from one backend call (shared prefill).
+
+The cache is a directory of JSONL files, one per writer (``shard{i}-of-{n}.jsonl``), so shards of
+one dataset run in parallel without locks; a torn last line left by a kill is dropped on restart.
+Shard and gathered pool files are written atomically (:mod:`rmsd.io`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
-from rmsd.io import JsonlAppender, read_jsonl_resumable, stable_hash, write_jsonl
-from rmsd.teachers.base import SamplingParams, get_backend
-from rmsd.train.data import load_items_with_frames
+from rmsd.errors import DataError, TeacherError
+from rmsd.frames import load_frames
+from rmsd.io import JsonlAppender, read_jsonl, read_jsonl_resumable, stable_hash, write_jsonl
+from rmsd.tasks import build_prompt
+from rmsd.teachers.base import TeacherSpec, derive_seed
 from rmsd.utils import get_logger
 
 log = get_logger(__name__)
 
+KEY_CHARS = 24
+"""Hex characters of a sample key."""
+POOL_FIELDS = ("item_id", "teacher", "k", "text", "finish_reason", "n_tokens")
+_KEY_PREFIX = '{"key": "'
 
-def sample_pool(items_path: str, frames_dir: str, out_path: str, teacher: str, backend: str,
-                backend_args: dict, K: int, sampling: dict, chunk_items: int = 64) -> dict:
-    """Generate K samples per item from ``teacher`` into ``out_path`` (JSONL, resumable).
+
+# ------------------------------------------------------------------------------------- cache keys
+
+
+def prompt_hash(item: dict, template: str) -> str:
+    """Hash of the user text the teacher sees for ``item`` (:func:`rmsd.tasks.build_prompt`)."""
+    return stable_hash({"template": template, "prompt": build_prompt(item, template)})
+
+
+def frames_hash(manifest_record: dict, frames: np.ndarray | None = None) -> str:
+    """Hash of an item's frames as the manifest describes them: source video hash, frame indices
+    and stored size. Without a ``video_sha256`` in the record, the frame bytes are hashed."""
+    if manifest_record.get("video_sha256"):
+        return stable_hash({"video_sha256": manifest_record["video_sha256"],
+                            "indices": manifest_record.get("indices"),
+                            "stored_size_px": manifest_record.get("stored_size_px")})
+    if frames is None:
+        raise DataError(f"manifest record of {manifest_record.get('item_id')!r} has no video_sha256")
+    return stable_hash({"frames_sha256": hashlib.sha256(np.ascontiguousarray(frames).tobytes()).hexdigest()})
+
+
+def sample_key(teacher: str, revision: str, prompt: str, frames: str, sampling: dict, k: int) -> str:
+    """The cache key of sample ``k`` (``sampling`` holds the :class:`SamplingParams` fields)."""
+    return stable_hash({"teacher": teacher, "revision": revision, "prompt": prompt, "frames": frames,
+                        "sampling": {n: sampling[n] for n in ("temperature", "top_p", "top_k",
+                                                              "max_new_tokens")},
+                        "seed": sampling["seed"], "k": int(k)}, KEY_CHARS)
+
+
+class SampleCache:
+    """A directory of append-only JSONL files of ``{"key": ..., <sample record>}`` lines.
 
     Args:
-        items_path, frames_dir: the dataset and its frame manifest.
-        out_path: pool file; records ``item_id, teacher, k, text, finish_reason, n_tokens`` plus the
-            sampling parameters, ``seed`` and ``cache_key``.
-        teacher: teacher name recorded in every sample.
-        backend: registry name ("hf", ...); ``backend_args`` go to its constructor.
+        root: the directory (e.g. ``results/cache/pool/<teacher>/<dataset>``).
+        writer: this process's file stem; concurrent writers must use different ones.
+    """
+
+    def __init__(self, root: str | os.PathLike, writer: str):
+        self.root = Path(root)
+        self.path = self.root / f"{writer}.jsonl"
+        self._app: JsonlAppender | None = None
+
+    def load(self, wanted: Iterable[str]) -> dict[str, dict]:
+        """Cached records whose key is in ``wanted`` (records keep their ``key``).
+
+        The writer's own file is repaired (a torn last line dropped); the other writers' files are
+        only read, skipping unreadable lines (another job may be appending to them).
+        """
+        wanted = set(wanted)
+        found: dict[str, dict] = {}
+        if not self.root.is_dir():
+            return found
+        for f in sorted(self.root.glob("*.jsonl")):
+            if f == self.path:
+                recs: Iterable[dict] = read_jsonl_resumable(f)
+            else:
+                recs = _read_tolerant(f, wanted)
+            for rec in recs:
+                key = rec.get("key")
+                if key in wanted and key not in found:
+                    found[key] = rec
+        return found
+
+    def put(self, key: str, rec: dict) -> None:
+        """Append one sample (flushed at once)."""
+        if self._app is None:
+            self._app = JsonlAppender(self.path)
+        self._app.write({"key": key, **rec})
+
+    def close(self) -> None:
+        if self._app is not None:
+            self._app.close()
+            self._app = None
+
+
+def _read_tolerant(path: Path, wanted: set[str]) -> Iterable[dict]:
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if not line.endswith("\n"):
+                break
+            end = len(_KEY_PREFIX) + KEY_CHARS
+            if line.startswith(_KEY_PREFIX) and len(line) > end and line[end] == '"':
+                if line[len(_KEY_PREFIX):end] not in wanted:
+                    continue  # fast path: most lines of other shards are not ours
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(rec, dict):
+                yield rec
+
+
+# ------------------------------------------------------------------------------------- sampling
+
+
+def shard_bounds(n_items: int, shard: int, n_shards: int) -> tuple[int, int]:
+    """``[start, stop)`` of shard ``shard`` of ``n_shards`` contiguous, balanced shards."""
+    if not 0 <= shard < n_shards:
+        raise ValueError(f"shard {shard} outside 0..{n_shards - 1}")
+    return n_items * shard // n_shards, n_items * (shard + 1) // n_shards
+
+
+def load_shard(items_path: str | os.PathLike, frames_dir: str | os.PathLike, shard: int = 0,
+               n_shards: int = 1) -> tuple[list[dict], list[dict], np.ndarray]:
+    """The items of one shard with their manifest records and the (memory-mapped) frames array.
+
+    Raises:
+        DataError: an item has no frames in the manifest (names it).
+    """
+    items = read_jsonl(items_path, required=("id", "task_type", "question"))
+    manifest, array = load_frames(frames_dir)
+    for it in items:
+        if it["id"] not in manifest:
+            raise DataError(f"{items_path}: item {it['id']!r} has no frames in {frames_dir}/manifest.jsonl")
+    lo, hi = shard_bounds(len(items), shard, n_shards)
+    items = items[lo:hi]
+    return items, [manifest[it["id"]] for it in items], array
+
+
+def sample_pool(items_path: str | os.PathLike, frames_dir: str | os.PathLike, out_path: str | os.PathLike,
+                spec: TeacherSpec, K: int, *, shard: int = 0, n_shards: int = 1,
+                cache_dir: str | os.PathLike | None = None, chunk_items: int = 64,
+                log_every_s: float = 30.0) -> dict:
+    """Write K samples per item of one shard from ``spec``'s teacher to ``out_path`` (JSONL).
+
+    Args:
+        items_path, frames_dir: the dataset and its frame extraction (manifest.jsonl + frames.npy).
+        out_path: the shard's pool file; one record per (item, k) in item order then k:
+            ``item_id, teacher, k, text, finish_reason, n_tokens``, the sampling parameters
+            (``temperature, top_p, top_k, max_new_tokens, seed``), ``backend``, ``revision`` and
+            ``cache_key``.
+        spec: the teacher (:meth:`TeacherSpec.from_config`).
         K: samples per item.
-        sampling: :class:`SamplingParams` fields.
-        chunk_items: items per backend call (and per durable append).
+        shard, n_shards: which contiguous part of the items this call samples.
+        cache_dir: the persistent sample cache (default: ``<out_path>.cache/``).
+        chunk_items: items per backend call (an item's K samples are always in one call).
+        log_every_s: seconds between progress log lines (tqdm is silent in non-TTY logs).
 
     Returns:
-        Stats: n_items, n_samples, n_generated (this run), n_resumed, samples_per_s.
+        Stats: ``n_items``, ``n_samples``, ``n_generated`` (this run), ``n_cached``, ``n_calls``,
+        ``seconds``, ``samples_per_s``, ``tokens_per_s`` (+ the backend's request counters).
+
+    Raises:
+        TeacherError: the backend failed or returned a malformed result (samples generated before
+            are kept in the cache).
     """
-    params = SamplingParams.from_dict(sampling)
-    items, frames, _ = load_items_with_frames(items_path, frames_dir)
-    key = stable_hash({"teacher": teacher, "backend": backend, "args": backend_args,
-                       "sampling": params.as_dict()})
-    partial = Path(str(out_path) + ".partial")
-    done = {}
-    for r in read_jsonl_resumable(partial):
-        if r.get("cache_key") == key and r["k"] < K:
-            done[(r["item_id"], r["k"])] = r
-    todo = [i for i, it in enumerate(items) if any((it["id"], k) not in done for k in range(K))]
-    n_resumed = len(done)
-    t0, n_new = time.time(), 0
-    if todo:
-        model = get_backend(backend, **backend_args)
-        with JsonlAppender(partial) as app, tqdm(total=len(todo) * K, desc=f"sample {teacher}",
-                                                 unit="sample", mininterval=5, disable=None) as bar:
-            for s in range(0, len(todo), chunk_items):
-                idx = todo[s:s + chunk_items]
-                seed = int(stable_hash([params.seed, items[idx[0]]["id"]], 8), 16)
-                groups = model.generate([items[i] for i in idx], [frames[i] for i in idx], K, params, seed)
-                for i, group in zip(idx, groups):
-                    for k, g in enumerate(group):
-                        if (items[i]["id"], k) in done:
-                            continue
-                        rec = {"item_id": items[i]["id"], "teacher": teacher, "k": k, "text": g["text"],
-                               "finish_reason": g["finish_reason"], "n_tokens": g["n_tokens"],
-                               **params.as_dict(), "cache_key": key}
-                        app.write(rec)
-                        done[(items[i]["id"], k)] = rec
-                        n_new += 1
-                bar.update(len(idx) * K)
-                bar.set_postfix(samples_per_s=f"{n_new / max(1e-9, time.time() - t0):.1f}")
-    recs = sorted((done[(it["id"], k)] for it in items for k in range(K)),
-                  key=lambda r: (r["item_id"], r["k"]))
+    t_start = time.perf_counter()
+    params = spec.params
+    sampling = params.as_dict()
+    items, mrecs, array = load_shard(items_path, frames_dir, shard, n_shards)
+    revision = spec.model_revision()
+    keys = []
+    for it, mrec in zip(items, mrecs):
+        ph = prompt_hash(it, spec.template)
+        fh = frames_hash(mrec, None if mrec.get("video_sha256") else array[mrec["row"]])
+        keys.append([sample_key(spec.name, revision, ph, fh, sampling, k) for k in range(K)])
+    cache = SampleCache(cache_dir or f"{out_path}.cache", f"shard{shard}-of-{n_shards}")
+    done = cache.load(k for ks in keys for k in ks)
+    n_cached = len(done)
+
+    # items grouped by the k's they still need; each group is sampled in chunks of items
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, ks in enumerate(keys):
+        need = tuple(k for k in range(K) if ks[k] not in done)
+        if need:
+            groups.setdefault(need, []).append(i)
+    calls = [(need, idx[s:s + chunk_items]) for need, idx in groups.items()
+             for s in range(0, len(idx), chunk_items)]
+    n_todo = sum(len(need) * len(idx) for need, idx in calls)
+    log.info("teacher %s (%s, revision %s), %s shard %d/%d: %d items, %d samples cached, %d to "
+             "generate in %d call(s)", spec.name, spec.backend, revision, items_path, shard,
+             n_shards, len(items), n_cached, n_todo, len(calls))
+
+    tail = {**sampling, "backend": spec.backend, "revision": revision}
+    n_new, n_tok, t0 = 0, 0, time.perf_counter()
+    backend = None
+    if calls:
+        backend = spec.build()
+        last_log = time.perf_counter()
+        try:
+            with tqdm(total=n_todo, desc=f"sample {spec.name} {shard}/{n_shards}", unit="sample",
+                      mininterval=2, disable=None) as bar:
+                for need, idx in calls:
+                    its = [items[i] for i in idx]
+                    seed = derive_seed(params.seed, its[0]["id"], need[0])
+                    out = backend.generate(its, [np.array(array[mrecs[i]["row"]]) for i in idx],
+                                           len(need), params, seed)
+                    _check_output(spec.name, its, out, len(need))
+                    for i, it, group in zip(idx, its, out):
+                        for k, g in zip(need, group):
+                            rec = {"item_id": it["id"], "teacher": spec.name, "k": k, "text": g["text"],
+                                   "finish_reason": g.get("finish_reason"),
+                                   "n_tokens": g.get("n_tokens"), **tail}
+                            cache.put(keys[i][k], rec)
+                            done[keys[i][k]] = {"key": keys[i][k], **rec}
+                            n_new += 1
+                            n_tok += g.get("n_tokens") or 0
+                    secs = time.perf_counter() - t0
+                    bar.update(len(need) * len(idx))
+                    bar.set_postfix(samples_per_s=f"{n_new / secs:.1f}", tok_per_s=f"{n_tok / secs:.0f}")
+                    if time.perf_counter() - last_log >= log_every_s or n_new == n_todo:
+                        last_log = time.perf_counter()
+                        eta = (n_todo - n_new) * secs / max(1, n_new)
+                        log.info("sample %s %d/%d: %d/%d samples, %.2f samples/s, %.0f tokens/s, "
+                                 "eta %.0fs", spec.name, shard, n_shards, n_new, n_todo,
+                                 n_new / secs, n_tok / secs, eta)
+        finally:
+            cache.close()
+    gen_secs = time.perf_counter() - t0
+
+    recs = []
+    for it, ks in zip(items, keys):
+        for k in range(K):
+            rec = dict(done[ks[k]])
+            rec["cache_key"] = rec.pop("key")
+            recs.append(rec)
     write_jsonl(out_path, recs)
-    partial.unlink(missing_ok=True)
-    secs = time.time() - t0
-    stats = {"teacher": teacher, "n_items": len(items), "n_samples": len(recs), "n_generated": n_new,
-             "n_resumed": n_resumed, "seconds": round(secs, 2),
-             "samples_per_s": round(n_new / secs, 2) if secs > 0 and n_new else None}
-    log.info("pool %s: %s", out_path, stats)
+    stats = {"teacher": spec.name, "backend": spec.backend, "revision": revision, "shard": shard,
+             "n_shards": n_shards, "n_items": len(items), "n_samples": len(recs),
+             "n_generated": n_new, "n_cached": n_cached, "n_calls": len(calls),
+             "seconds": round(time.perf_counter() - t_start, 3),
+             "samples_per_s": round(n_new / gen_secs, 2) if n_new else None,
+             "tokens_per_s": round(n_tok / gen_secs, 1) if n_new else None}
+    for attr in ("n_requests", "n_retries"):
+        if hasattr(backend, attr):
+            stats[attr] = getattr(backend, attr)
+    log.info("pool shard %s: %s", out_path, stats)
     return stats
+
+
+def _check_output(teacher: str, items: list[dict], out, n: int) -> None:
+    if not isinstance(out, list) or len(out) != len(items):
+        raise TeacherError(f"teacher {teacher!r}: backend returned {len(out) if isinstance(out, list) else out!r} "
+                           f"groups for {len(items)} items (first {items[0]['id']!r})")
+    for it, group in zip(items, out):
+        if len(group) != n or any(not isinstance(g.get("text"), str) for g in group):
+            raise TeacherError(f"teacher {teacher!r}, item {it['id']!r}: backend returned "
+                               f"{len(group)} samples, expected {n} with a text each")
+
+
+def gather_pool(shard_paths: Sequence[str | os.PathLike], out_path: str | os.PathLike,
+                K: int | None = None) -> dict:
+    """Concatenate shard pool files into ``out_path``, sorted by (item_id, k), atomically.
+
+    Raises:
+        DataError: a duplicate (item_id, k), or (with ``K``) an item without exactly K samples.
+    """
+    recs, seen = [], set()
+    for p in shard_paths:
+        for r in read_jsonl(p, required=POOL_FIELDS):
+            ik = (r["item_id"], r["k"])
+            if ik in seen:
+                raise DataError(f"{p}: duplicate sample (item {ik[0]!r}, k {ik[1]})")
+            seen.add(ik)
+            recs.append(r)
+    if K is not None:
+        per_item: dict[str, int] = {}
+        for r in recs:
+            per_item[r["item_id"]] = per_item.get(r["item_id"], 0) + 1
+        if bad := sorted(i for i, c in per_item.items() if c != K):
+            raise DataError(f"{out_path}: item(s) {bad[:5]} lack K={K} samples in the shards")
+    recs.sort(key=lambda r: (r["item_id"], r["k"]))
+    write_jsonl(out_path, recs)
+    return {"n_shards": len(shard_paths), "n_items": len({r["item_id"] for r in recs}),
+            "n_samples": len(recs)}
