@@ -10,6 +10,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 validate(config, schema="../config/schema.yaml")
 check_config(config)
+from rmsd.config import check_paths; check_paths(config)  # input paths exist before any job starts
 
 SYNTH_SPLITS = ["train", "distill", "test"]
 SYNTHETIC = config["data"]["generator"] == "synth"

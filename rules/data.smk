@@ -30,3 +30,27 @@ rule data_external:
         split="train|distill",
     script:
         "../scripts/data_external.py"
+
+
+import re
+
+from rmsd.evaluation.benchmarks import BENCHMARK_NAMES, import_params
+from rmsd.evaluation.benchmarks.settings import annotation_files
+
+
+rule data_import:
+    # One of the paper's eight benchmarks, from its native annotation files under
+    # evaluation.data_root (no benchmark data ships; a missing file is reported by name).
+    input:
+        annotations=lambda wc: annotation_files(config["evaluation"], wc.benchmark),
+    output:
+        jsonl="results/data/{benchmark}/items.jsonl",
+        stats="results/data/{benchmark}/import.json",
+    log:
+        "results/logs/data_import/{benchmark}.log",
+    wildcard_constraints:
+        benchmark="|".join(re.escape(b) for b in BENCHMARK_NAMES),
+    params:
+        cfg=lambda wc: import_params(config["evaluation"], wc.benchmark),
+    script:
+        "../scripts/data_import.py"

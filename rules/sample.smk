@@ -36,6 +36,7 @@ rule sample_teacher_shard:
         template=config["template"],
         cache_dir=lambda wc: f"results/cache/pool/{wc.teacher}/{wc.dataset}",
         model_revision=lambda wc: config["models"]["teachers"].get(wc.teacher, {}).get("revision"),
+        on_missing=config["frames"].get("on_error", "fail"),  # items the frame stage skipped
     threads: 1
     resources:
         **rule_resources("sample_teacher"),

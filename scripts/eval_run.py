@@ -15,4 +15,5 @@ with log_to(snakemake.log[0]):
         template=snakemake.params.template,
         seed=int(snakemake.wildcards.seed),
         threads=snakemake.threads,
+        frames_meta=snakemake.params.frames,
     )

@@ -23,4 +23,5 @@ with log_to(snakemake.log[0]):
         cache_dir=snakemake.params.cache_dir,
         chunk_items=snakemake.params.chunk_items,
         log_every_s=snakemake.config["sampling"].get("log_every_s", 30),  # not a param: no rerun trigger
+        on_missing=snakemake.params.on_missing,
     )

@@ -10,12 +10,65 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from rmsd.errors import DataError, MissingArtifactError
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_current_umask()
+"""Mode of files written through :func:`atomic_path`: what ``open()`` would give (mkstemp's own
+0600 would make results unreadable to the rest of a group on a shared cluster)."""
+
+
+def temp_prefix(path: str | os.PathLike) -> str:
+    """Name prefix of the temporary files :func:`atomic_path` creates for ``path``."""
+    return f".{Path(path).name}."
+
+
+def remove_stale_temp_files(directory: str | os.PathLike, names: Iterable[str]) -> list[Path]:
+    """Delete temporary files a killed writer left in ``directory`` for the outputs ``names``.
+
+    A SIGKILL skips :func:`atomic_path`'s clean-up, so its temporary file (``.<name>.<random>``,
+    and a derived ``..<name>.<random>...`` one) stays next to the untouched destination. Call this
+    at the start of the stage that owns those outputs (only one job writes them at a time).
+
+    Returns:
+        The removed paths.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    pattern = re.compile(r"^\.+(?:" + "|".join(re.escape(n) for n in names) + r")\.")
+    removed = []
+    for p in directory.iterdir():
+        if pattern.match(p.name) and p.is_file() and not p.is_symlink():
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Best-effort fsync of a directory so a rename survives a crash (no-op where unsupported)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -31,12 +84,16 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
-    os.close(fd)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=suffix or ".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, _FILE_MODE)
+    finally:
+        os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         os.replace(tmp_path, path)
+        _fsync_dir(path.parent)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -69,8 +126,117 @@ def write_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> int:
     return n
 
 
+class JsonlLine(NamedTuple):
+    """One record of a JSONL file with where it came from."""
+
+    lineno: int
+    """1-based line number in the file."""
+    record: dict
+    repaired: bool
+    """True when the line held invalid UTF-8 or lone surrogate escapes that were replaced by
+    U+FFFD (only with ``invalid_utf8="replace"``)."""
+
+
+_SURROGATE_ESCAPE_RE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+INVALID_UTF8 = ("error", "replace")
+
+
+def _has_surrogate(obj: Any) -> bool:
+    if isinstance(obj, str):
+        return _SURROGATE_RE.search(obj) is not None
+    if isinstance(obj, dict):
+        return any(_has_surrogate(k) or _has_surrogate(v) for k, v in obj.items())
+    if isinstance(obj, list):
+        return any(_has_surrogate(v) for v in obj)
+    return False
+
+
+def _replace_surrogates(obj: Any) -> Any:
+    if isinstance(obj, str):
+        return _SURROGATE_RE.sub("\ufffd", obj)
+    if isinstance(obj, dict):
+        return {_replace_surrogates(k): _replace_surrogates(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_replace_surrogates(v) for v in obj]
+    return obj
+
+
+def read_jsonl_numbered(
+    path: str | os.PathLike, required: Iterable[str] = (), *, invalid_utf8: str = "error"
+) -> list[JsonlLine]:
+    """Read a JSON Lines file, keeping each record's line number.
+
+    Blank lines are skipped; a UTF-8 byte-order mark on the first line is ignored. A JSON string
+    escape of a lone UTF-16 surrogate (``"\\ud800"``) is treated like invalid UTF-8: such text
+    cannot be written back as UTF-8.
+
+    Args:
+        path: the file.
+        required: keys every record must carry.
+        invalid_utf8: ``"error"`` (a DataError naming the line) or ``"replace"`` (decode with
+            U+FFFD replacement characters and mark the record ``repaired``; for files of model
+            output, which is data).
+
+    Raises:
+        MissingArtifactError: the file does not exist.
+        DataError: a line is not valid UTF-8 (with ``"error"``), not valid JSON (also: nested too
+            deeply, an integer with too many digits), not a JSON object, or lacks a required
+            key; names file and line number.
+    """
+    if invalid_utf8 not in INVALID_UTF8:
+        raise ValueError(f"invalid_utf8 must be one of {list(INVALID_UTF8)}, got {invalid_utf8!r}")
+    path = Path(path)
+    if not path.exists():
+        raise MissingArtifactError(f"{path}: expected file does not exist")
+    if not path.is_file():
+        raise DataError(f"{path}: not a regular file")
+    required = tuple(required)
+    out: list[JsonlLine] = []
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            repaired = False
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                if invalid_utf8 == "error":
+                    raise DataError(
+                        f"{path}:{lineno}: not valid UTF-8 (byte {raw[e.start]:#04x} at column "
+                        f"{e.start + 1})"
+                    ) from None
+                line, repaired = raw.decode("utf-8", errors="replace"), True
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+            except (ValueError, RecursionError) as e:  # e.g. a 5000-digit integer, deep nesting
+                raise DataError(
+                    f"{path}:{lineno}: not valid JSON ({type(e).__name__}: {e})"
+                ) from None
+            if not isinstance(rec, dict):
+                raise DataError(
+                    f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}"
+                )
+            if _SURROGATE_ESCAPE_RE.search(line) and _has_surrogate(rec):
+                if invalid_utf8 == "error":
+                    raise DataError(
+                        f"{path}:{lineno}: a string holds a lone UTF-16 surrogate escape "
+                        "(\\ud800-\\udfff), which is not valid Unicode text"
+                    )
+                rec, repaired = _replace_surrogates(rec), True
+            missing = [k for k in required if k not in rec]
+            if missing:
+                raise DataError(f"{path}:{lineno}: missing field(s) {missing}")
+            out.append(JsonlLine(lineno, rec, repaired))
+    return out
+
+
 def read_jsonl(path: str | os.PathLike, required: Iterable[str] = ()) -> list[dict]:
-    """Read a JSON Lines file.
+    """Read a JSON Lines file (strict UTF-8); see :func:`read_jsonl_numbered`.
 
     Args:
         path: the file.
@@ -78,28 +244,10 @@ def read_jsonl(path: str | os.PathLike, required: Iterable[str] = ()) -> list[di
 
     Raises:
         MissingArtifactError: the file does not exist.
-        DataError: a line is not a JSON object or lacks a required key; names file and line number.
+        DataError: a line is not valid UTF-8 or JSON, not a JSON object, or lacks a required key;
+            names file and line number.
     """
-    path = Path(path)
-    if not path.exists():
-        raise MissingArtifactError(f"{path}: expected file does not exist")
-    required = tuple(required)
-    out = []
-    with open(path, encoding="utf-8", errors="strict") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-            if not isinstance(rec, dict):
-                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}")
-            missing = [k for k in required if k not in rec]
-            if missing:
-                raise DataError(f"{path}:{lineno}: missing field(s) {missing}")
-            out.append(rec)
-    return out
+    return [line.record for line in read_jsonl_numbered(path, required)]
 
 
 class JsonlAppender:

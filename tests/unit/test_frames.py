@@ -200,6 +200,10 @@ def test_extract_frames_manifest_exact(videos, tmp_path):
         "fps": 5.0,
         "num_video_frames": N_FRAMES,
         "video_sha256": sha256_file(videos["mp4"]),
+        "pts_s": [0.2, 0.8, 1.4, 2.0],
+        "vfr": False,
+        "decode_errors": 0,
+        "first_decode_error": None,
     }
     assert [manifest[k]["row"] for k in "xyz"] == [0, 1, 2]
     for k in "xyz":

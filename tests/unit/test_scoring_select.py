@@ -360,8 +360,6 @@ def test_unknown_item_in_pool_names_file_and_line(files):
          "k must be"),
         ('{"item_id": "i_mcq", "teacher": "c", "k": 0, "text": ""}', "missing field"),
         ("not json", "not valid JSON"),
-        ('{"item_id": "i_mcq", "teacher": "c", "k": 0, "text": "\\ud800", "finish_reason": null, '
-         '"n_tokens": null}', "not encodable"),
     ],
 )
 def test_bad_pool_records(files, line, match):
@@ -370,6 +368,24 @@ def test_bad_pool_records(files, line, match):
     p.write_text("\n" + line + "\n", encoding="utf-8")
     with pytest.raises(DataError, match=rf"pool_c\.jsonl:2: .*{match}"):
         score_pool(items, [p], tmp / "o.parquet", tmp / "o.json", ScoringConfig())
+
+
+def test_invalid_utf8_teacher_text_is_repaired_and_counted(files):
+    """Model output is data: invalid UTF-8 bytes and lone surrogate escapes become U+FFFD."""
+    tmp, items, pools = files
+    p = tmp / "pool_c.jsonl"
+    p.write_bytes(
+        b'{"item_id": "i_mcq", "teacher": "c", "k": 0, "text": "<answer>\xff\xfeB</answer>", '
+        b'"finish_reason": "stop", "n_tokens": 3}\n'
+        b'{"item_id": "i_mcq", "teacher": "c", "k": 1, "text": "\\ud800<answer>B</answer>", '
+        b'"finish_reason": null, "n_tokens": null}\n'
+    )
+    stats = score_pool(items, [p], tmp / "o.parquet", tmp / "o.json", ScoringConfig())
+    assert stats["n_text_repaired"] == 2 and stats["n_samples"] == 2
+    df = pd.read_parquet(tmp / "o.parquet")
+    assert list(df["text"]) == ["<answer>\ufffd\ufffdB</answer>", "\ufffd<answer>B</answer>"]
+    assert list(df["valid"]) == [True, False]  # text outside <answer> in the second
+    assert stats["n_format_invalid"] == 1
 
 
 def test_duplicate_sample_and_bad_item(files, tmp_path):

@@ -307,9 +307,14 @@ def test_bad_backend_output_and_missing_frames(tmp_path, counting):
 
     with pytest.raises(TeacherError, match=r"teacher 't1', item 'it0'.*1 samples, expected 2"):
         run(tmp_path, ds, TeacherSpec.from_config("t1", {"backend": "short"}), K=2)
-    write_jsonl(items_path, ITEMS + [{"id": "it3", "task_type": "open", "question": "q", "answer": "a"}])
-    with pytest.raises(DataError, match="'it3' has no frames"):
+    write_jsonl(items_path, ITEMS[:1] + [{"id": "it3", "task_type": "open", "question": "q", "answer": "a"}]
+                + ITEMS[1:])
+    with pytest.raises(DataError, match=r"'it3' has no frames.*1 item\(s\) without frames"):
         run(tmp_path, ds, spec(), K=2)
+    # frames.on_error: skip -> the item is left out (and counted); shards are cut from the rest
+    st = run(tmp_path, ds, spec(), K=2, on_missing="skip", shard=1, n_shards=2)
+    assert (st["n_items"], st["n_missing_frames"]) == (2, 1)
+    assert {r["item_id"] for r in read_jsonl(tmp_path / "pool.jsonl")} == {"it1", "it2"}
 
 
 def test_progress_log_line(tmp_path, counting):

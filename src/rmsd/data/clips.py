@@ -55,12 +55,16 @@ def probe_duration_s(path: str | os.PathLike) -> float:
     import av
 
     try:
-        with av.open(str(path)) as container:
+        with av.open(str(path), metadata_errors="replace") as container:
             if container.duration is None:
                 raise VideoDecodeError(f"{path}: container reports no duration")
             return round(container.duration / av.time_base, 3)
+    except VideoDecodeError:
+        raise
     except av.FFmpegError as e:
         raise VideoDecodeError(f"{path}: cannot open with PyAV ({e})") from None
+    except (ValueError, OSError) as e:  # e.g. undecodable metadata
+        raise VideoDecodeError(f"{path}: cannot open with PyAV ({type(e).__name__}: {e})") from None
 
 
 def clip_records(data_dir: str | os.PathLike | None = None) -> list[dict]:

@@ -2,38 +2,67 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from rmsd.errors import DataError
-from rmsd.io import read_jsonl, write_jsonl
+from rmsd.io import read_jsonl_numbered, write_jsonl
+from rmsd.tasks import TASK_TYPES
 
 ITEM_FIELDS = ("id", "video", "task_type", "question", "answer")
 
 
-def import_items(src: str, out_path: str) -> int:
-    """Validate ``src`` (item-schema JSONL) and write it to ``out_path`` atomically.
-
-    Checks every record for the required fields, a scorable ground truth
-    (:func:`rmsd.scoring.validate_item`), unique ids and an existing video file.
+def check_record(rec: dict, where: str) -> None:
+    """Field types of one external item; ``where`` is ``"file:line"``.
 
     Raises:
-        MissingArtifactError: ``src`` does not exist.
-        DataError: naming the file, line and problem.
+        DataError: ``id``, ``video`` or ``question`` not a non-empty string, unknown ``task_type``,
+            or a ground truth :func:`rmsd.scoring.validate_item` rejects (e.g. an MCQ answer that
+            is not among the options); the message starts with ``where``.
     """
     from rmsd.scoring import validate_item
 
-    items = read_jsonl(src, required=ITEM_FIELDS)
+    for key in ("id", "video", "question"):
+        v = rec[key]
+        if not isinstance(v, str) or not v.strip():
+            raise DataError(f"{where}: {key} must be a non-empty string, got {v!r}")
+    if rec["task_type"] not in TASK_TYPES:
+        raise DataError(
+            f"{where}: unknown task_type {rec['task_type']!r}; valid: {list(TASK_TYPES)}"
+        )
+    try:
+        validate_item(rec)
+    except DataError as e:
+        raise DataError(f"{where}: {e}") from None
+
+
+def import_items(src: str | os.PathLike, out_path: str | os.PathLike) -> int:
+    """Validate ``src`` (item-schema JSONL) and write it to ``out_path`` atomically.
+
+    Checks every record for the required fields and their types, a scorable ground truth
+    (:func:`rmsd.scoring.validate_item`), unique ids and an existing video file. Nothing is
+    written unless every record passes.
+
+    Returns:
+        The number of items written.
+
+    Raises:
+        MissingArtifactError: ``src`` does not exist.
+        DataError: naming the file, line and problem (bad JSON or UTF-8, a missing or wrongly
+            typed field, a duplicate id, an answer not among the options, a missing video).
+    """
+    lines = read_jsonl_numbered(src, required=ITEM_FIELDS)
     seen: dict[str, int] = {}
-    for lineno, it in enumerate(items, 1):
-        if not isinstance(it["id"], str):
-            raise DataError(f"{src}:{lineno}: id must be a string, got {type(it['id']).__name__}")
+    for lineno, it, _ in lines:
+        where = f"{src}:{lineno}"
+        check_record(it, where)
         if it["id"] in seen:
-            raise DataError(f"{src}:{lineno}: duplicate id {it['id']!r} (first on line {seen[it['id']]})")
+            raise DataError(f"{where}: duplicate id {it['id']!r} (first on line {seen[it['id']]})")
         seen[it["id"]] = lineno
         try:
-            validate_item(it)
-        except DataError as e:
-            raise DataError(f"{src}:{lineno}: {e}") from None
-        if not Path(it["video"]).exists():
-            raise DataError(f"{src}:{lineno}: video file {it['video']!r} does not exist")
-    return write_jsonl(out_path, items)
+            is_file = Path(it["video"]).is_file()
+        except (ValueError, OSError) as e:  # a NUL byte, a name too long
+            raise DataError(f"{where}: video path {it['video']!r} is invalid ({e})") from None
+        if not is_file:
+            raise DataError(f"{where}: video file {it['video']!r} does not exist")
+    return write_jsonl(out_path, [line.record for line in lines])

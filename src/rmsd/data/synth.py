@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from rmsd.errors import ConfigError
-from rmsd.io import atomic_path, write_jsonl
+from rmsd.io import atomic_path, remove_stale_temp_files, write_jsonl
 from rmsd.tasks import OPTION_LETTERS, TASK_TYPES
 
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -549,6 +549,15 @@ def generate_split(
 
     videos_dir.mkdir(parents=True, exist_ok=True)
     dataset = f"synth-{split}"
+    items_path = out_dir / "items.jsonl"
+    # A killed earlier run: its items file must not describe this run's videos, and its
+    # temporary files (SIGKILL skips their clean-up) are removed.
+    items_path.unlink(missing_ok=True)
+    remove_stale_temp_files(out_dir, ["items.jsonl"])
+    remove_stale_temp_files(
+        videos_dir,
+        [f"{dataset}-{t}-{i:05d}.mp4" for t in tasks for i in range(int(counts[t]))],
+    )
     records = []
     for task_type in tasks:
         for i in range(int(counts[task_type])):
@@ -579,6 +588,5 @@ def generate_split(
                     "meta": fields["meta"],
                 }
             )
-    items_path = out_dir / "items.jsonl"
-    write_jsonl(items_path, records)
+    write_jsonl(items_path, records)  # last: the split is complete when its items file exists
     return items_path

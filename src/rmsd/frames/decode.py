@@ -1,9 +1,21 @@
 """Video decoding with an ordered list of decoders and recorded provenance.
 
 decord is the primary decoder (random access: only the wanted frames are decoded); PyAV is the
-fallback (sequential decode, keeping the wanted indices). decord's result is accepted only if its
-frame count agrees with the number of frames PyAV can actually decode (decord's count comes from
-the container index and is known to be wrong on some files); otherwise the next decoder is tried.
+fallback (sequential decode, keeping the wanted indices). decord's result is accepted only if it
+agrees with a sequential PyAV decode of the same file:
+
+* its frame count must equal the number of frames PyAV actually decodes (decord's count comes from
+  the container index and is wrong on some files, e.g. truncated AVIs whose header promises more);
+* every sampled frame must match PyAV's frame at the same index (mean absolute difference at most
+  :data:`FRAME_MATCH_TOLERANCE` grey levels). decord's seeking returns wrong frames on some files
+  (MPEG program streams: every sparse index gave frame 0) and on corrupt data, with a correct count.
+
+Otherwise the next decoder is tried, and the reason is recorded. Every failure is raised as
+:class:`rmsd.errors.VideoDecodeError` naming the file and the reason; no decoder exception of
+another type escapes :func:`decode_video`.
+
+Only the first video stream that is not an attached picture (cover art of an audio file) is read;
+a file without one ("audio only") fails with "no video stream".
 """
 
 from __future__ import annotations
@@ -12,6 +24,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -19,6 +32,13 @@ from rmsd.errors import ConfigError, MissingArtifactError, VideoDecodeError
 from rmsd.frames.select import select_indices
 
 DEFAULT_DECODERS: tuple[str, ...] = ("decord", "pyav")
+FRAME_MATCH_TOLERANCE: float = 6.0
+"""Largest mean absolute difference (0-255 levels, per frame) between decord's frame and PyAV's
+frame at the same index for decord's result to be accepted. Both decode with FFmpeg; their RGB
+conversions differ by about one level, while a wrong frame differs by tens of levels."""
+VFR_RATIO: float = 1.25
+"""A video is flagged variable-frame-rate when its longest frame interval exceeds its shortest one
+by more than this factor (timestamp rounding of a constant rate stays far below it)."""
 
 
 @dataclass
@@ -28,12 +48,18 @@ class DecodedVideo:
     Attributes:
         frames: (F, H, W, 3) uint8 RGB at the source resolution.
         indices: the F frame indices sampled (see :func:`rmsd.frames.select.select_indices`).
-        fps: average frame rate reported by the decoder.
+        fps: average frame rate reported by the decoder (0.0 when unknown).
         num_video_frames: number of frames in the video.
         source_size_px: (w, h) of the source frames in pixels.
         decoder: name of the decoder that produced the frames.
         decoder_version: its version string.
         fallback_reasons: decoder name -> why it was not used, for decoders tried before.
+        pts_s: presentation time in seconds of each sampled frame, relative to the first decoded
+            frame, from the stream's timestamps (None when the stream has none).
+        vfr: True when the frame intervals vary (variable frame rate): ``pts_s`` then differs
+            from the nominal ``index / fps``.
+        decode_errors, first_decode_error: packets dropped by the PyAV pass because they did not
+            decode (corrupt or truncated data), and the first such error.
     """
 
     frames: np.ndarray
@@ -44,51 +70,165 @@ class DecodedVideo:
     decoder: str
     decoder_version: str
     fallback_reasons: dict[str, str] = field(default_factory=dict)
+    pts_s: list[float] | None = None
+    vfr: bool = False
+    decode_errors: int = 0
+    first_decode_error: str | None = None
 
 
 def check_video_file(path: str | os.PathLike) -> Path:
-    """Fail early and clearly on a missing or empty video file.
+    """Fail early and clearly on a missing, unusable or empty video file.
 
     Raises:
         MissingArtifactError: the file does not exist.
-        VideoDecodeError: the path is not a regular file or is empty (0 bytes).
+        VideoDecodeError: the path is invalid (e.g. a NUL byte, too long), not a regular file
+            (a directory, a device such as /dev/zero, a FIFO) or empty (0 bytes).
     """
-    path = Path(path)
-    if not path.exists():
+    try:
+        path = Path(path)
+        if "\0" in str(path):
+            raise ValueError("embedded NUL byte")
+        exists = path.exists()
+        is_file = path.is_file()
+        size = path.stat().st_size if is_file else 0
+    except (TypeError, ValueError, OSError) as e:
+        raise VideoDecodeError(f"{str(path)!r}: invalid video path ({type(e).__name__}: {e})") from None
+    if not exists:
         raise MissingArtifactError(f"{path}: video file does not exist")
-    if not path.is_file():
+    if not is_file:
         raise VideoDecodeError(f"{path}: not a regular file")
-    if path.stat().st_size == 0:
+    if size == 0:
         raise VideoDecodeError(f"{path}: video file is empty (0 bytes)")
     return path
 
 
-def count_decodable_frames(path: str | os.PathLike) -> int:
-    """Number of frames of the first video stream that PyAV decodes (full sequential decode).
+class _Scan(NamedTuple):
+    """One sequential PyAV pass over a video."""
+
+    n: int
+    """Frames decoded."""
+    keep: dict[int, np.ndarray]
+    """RGB frames at the wanted indices that exist."""
+    fps: float
+    pts_s: dict[int, float]
+    """Presentation time (s, relative to the first frame) of each kept frame that has one."""
+    vfr: bool
+    decode_errors: int
+    """Packets that failed to decode and were dropped (corrupt or truncated data)."""
+    first_error: str | None
+
+
+def _video_stream(container, path):
+    """The first video stream that is not an attached picture (cover art)."""
+    import av
+
+    for stream in container.streams.video:
+        if not stream.disposition & av.stream.Disposition.attached_pic:
+            return stream
+    raise VideoDecodeError(f"{path}: no video stream")
+
+
+def _wrap_pyav_error(path, e: BaseException) -> VideoDecodeError:
+    """Any exception of a PyAV pass as a VideoDecodeError naming the file and the reason."""
+    import av
+
+    if isinstance(e, VideoDecodeError):
+        return e
+    if isinstance(e, av.FFmpegError):
+        return VideoDecodeError(f"{path}: PyAV cannot decode ({e})")
+    # PyAV also raises e.g. UnicodeDecodeError on garbled metadata, ValueError, IndexError.
+    return VideoDecodeError(f"{path}: PyAV failed ({type(e).__name__}: {e})")
+
+
+def _pyav_scan(path, wanted: Sequence[int]) -> _Scan:
+    """Decode every frame of the video stream; convert only the ``wanted`` ones to RGB.
+
+    Like the ffmpeg command line, a packet that fails to decode (corrupt or truncated data) is
+    dropped and counted, and decoding goes on; a demuxing error ends the stream. Frame indices
+    count the frames actually decoded.
 
     Raises:
-        VideoDecodeError: PyAV cannot open or decode the file; names it.
+        VideoDecodeError: the file cannot be opened, has no video stream, or no frame decodes
+            (names the file and the first error).
     """
     import av
 
+    want, keep, pts, n = set(wanted), {}, {}, 0
+    first = prev = None
+    d_min, d_max = float("inf"), 0.0
+    n_err, first_err = 0, None
+
+    def take(frame) -> None:
+        nonlocal n, first, prev, d_min, d_max
+        t = frame.time
+        if t is not None:
+            if first is None:
+                first = t
+            if prev is not None and t > prev:
+                d_min, d_max = min(d_min, t - prev), max(d_max, t - prev)
+            prev = t
+        if n in want:
+            keep[n] = frame.to_ndarray(format="rgb24")
+            if t is not None:
+                pts[n] = round(t - first, 6)
+        n += 1
+
     try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise VideoDecodeError(f"{path}: no video stream")
-            stream = container.streams.video[0]
+        with av.open(str(path), metadata_errors="replace") as container:
+            stream = _video_stream(container, path)
             stream.thread_type = "AUTO"
-            return sum(1 for _ in container.decode(stream))
-    except av.FFmpegError as e:
-        raise VideoDecodeError(f"{path}: PyAV cannot decode ({e})") from None
+            rate = stream.average_rate or stream.guessed_rate
+            packets = container.demux(stream)
+            while True:
+                try:
+                    packet = next(packets)
+                except StopIteration:
+                    break
+                except av.FFmpegError as e:  # unreadable rest of the file: end of stream
+                    n_err += 1
+                    first_err = first_err or f"demux: {e}"
+                    break
+                try:
+                    frames = packet.decode()
+                except av.FFmpegError as e:  # a corrupt packet: drop it, keep decoding
+                    n_err += 1
+                    first_err = first_err or f"decode: {e}"
+                    continue
+                for frame in frames:
+                    take(frame)
+    except MemoryError:
+        raise
+    except Exception as e:  # noqa: BLE001 - PyAV raises many types on bad input; all are reasons
+        raise _wrap_pyav_error(path, e) from None
+    if n == 0 and first_err is not None:
+        raise VideoDecodeError(f"{path}: PyAV decoded no frames ({first_err})")
+    vfr = d_max > 0 and d_max > VFR_RATIO * d_min
+    return _Scan(n, keep, float(rate) if rate else 0.0, pts, bool(vfr), n_err, first_err)
+
+
+def count_decodable_frames(path: str | os.PathLike) -> int:
+    """Number of frames of the video stream that PyAV decodes (full sequential decode).
+
+    Raises:
+        VideoDecodeError: PyAV cannot open or decode the file, or it has no video stream.
+    """
+    return _pyav_scan(path, ()).n
+
+
+def _pts_list(scan: _Scan, indices: Sequence[int]) -> list[float] | None:
+    if all(i in scan.pts_s for i in indices):
+        return [scan.pts_s[i] for i in indices]
+    return None
 
 
 def decode_decord(
     path: str | os.PathLike, num_frames: int, policy: str = "uniform"
 ) -> DecodedVideo:
-    """Sample frames with decord, after checking its frame count against PyAV's decodable count.
+    """Sample frames with decord, checked against a sequential PyAV decode (count and content).
 
     Raises:
-        VideoDecodeError: decord fails, or its frame count disagrees with the decodable frames.
+        VideoDecodeError: decord fails, its frame count disagrees with the decodable frames, or a
+            sampled frame differs from PyAV's frame at that index.
         ImportError: decord is not installed.
     """
     import decord
@@ -99,24 +239,29 @@ def decode_decord(
         fps = float(vr.get_avg_fps())
     except Exception as e:  # noqa: BLE001 - decord raises DECORDError, a bare Exception subclass
         raise VideoDecodeError(f"{path}: decord cannot open ({type(e).__name__}: {e})") from None
+    if n_claimed <= 0:
+        raise VideoDecodeError(f"{path}: decord reports {n_claimed} frames")
+    indices = select_indices(n_claimed, num_frames, policy)
     try:
-        n_decodable = count_decodable_frames(path)
+        scan = _pyav_scan(path, indices)
     except VideoDecodeError as e:
         raise VideoDecodeError(
-            f"{path}: cannot verify decord's frame count ({_strip_path(str(e), Path(path))})"
+            f"{path}: cannot verify decord's frames ({_strip_path(str(e), Path(path))})"
         ) from None
-    if n_claimed != n_decodable:
+    if n_claimed != scan.n:
         raise VideoDecodeError(
-            f"{path}: decord reports {n_claimed} frames but {n_decodable} are decodable"
+            f"{path}: decord reports {n_claimed} frames but {scan.n} are decodable"
         )
-    indices = select_indices(n_claimed, num_frames, policy)
     try:
         frames = vr.get_batch(indices).asnumpy()
     except Exception as e:  # noqa: BLE001 - as above
         raise VideoDecodeError(
             f"{path}: decord get_batch failed ({type(e).__name__}: {e})"
         ) from None
+    finally:
+        del vr
     _check_frames(path, frames, len(indices), "decord")
+    _check_same_frames(path, frames, indices, scan.keep)
     return DecodedVideo(
         frames=frames,
         indices=indices,
@@ -125,6 +270,10 @@ def decode_decord(
         source_size_px=(int(frames.shape[2]), int(frames.shape[1])),
         decoder="decord",
         decoder_version=str(decord.__version__),
+        pts_s=_pts_list(scan, indices),
+        vfr=scan.vfr,
+        decode_errors=scan.decode_errors,
+        first_decode_error=scan.first_error,
     )
 
 
@@ -135,50 +284,41 @@ def decode_pyav(path: str | os.PathLike, num_frames: int, policy: str = "uniform
     the video is decoded a second time with indices chosen from the true count.
 
     Raises:
-        VideoDecodeError: PyAV cannot open or decode the file, or it has no frames.
+        VideoDecodeError: PyAV cannot open or decode the file, it has no video stream or no frames.
     """
     import av
 
-    def one_pass(wanted: Sequence[int]) -> tuple[int, dict[int, np.ndarray], float]:
-        """Decode every frame; convert only the ``wanted`` ones. Returns (count, frames, fps)."""
-        want, keep, n = set(wanted), {}, 0
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            rate = stream.average_rate or stream.guessed_rate
-            for frame in container.decode(stream):
-                if n in want:
-                    keep[n] = frame.to_ndarray(format="rgb24")
-                n += 1
-        return n, keep, float(rate) if rate else 0.0
-
     try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise VideoDecodeError(f"{path}: no video stream")
-            hint = int(container.streams.video[0].frames or 0)
-        wanted = select_indices(hint, num_frames, policy) if hint > 0 else []
-        n, keep, fps = one_pass(wanted)
-        if n == 0:
-            raise VideoDecodeError(f"{path}: PyAV decoded no frames")
-        if n != hint:  # the container's count was missing or wrong: resample from the true count
-            wanted = select_indices(n, num_frames, policy)
-            n, keep, fps = one_pass(wanted)
-    except av.FFmpegError as e:
-        raise VideoDecodeError(f"{path}: PyAV cannot decode ({e})") from None
-    missing = sorted(set(wanted) - set(keep))
+        with av.open(str(path), metadata_errors="replace") as container:
+            hint = int(_video_stream(container, path).frames or 0)
+    except MemoryError:
+        raise
+    except Exception as e:  # noqa: BLE001 - see _pyav_scan
+        raise _wrap_pyav_error(path, e) from None
+    wanted = select_indices(hint, num_frames, policy) if hint > 0 else []
+    scan = _pyav_scan(path, wanted)
+    if scan.n == 0:
+        raise VideoDecodeError(f"{path}: PyAV decoded no frames")
+    if scan.n != hint:  # the container's count was missing or wrong: resample from the true count
+        wanted = select_indices(scan.n, num_frames, policy)
+        scan = _pyav_scan(path, wanted)
+    missing = sorted(set(wanted) - set(scan.keep))
     if missing:  # the second pass decoded fewer frames than the first
         raise VideoDecodeError(f"{path}: PyAV decode is not repeatable, frames {missing} missing")
-    frames = np.stack([keep[i] for i in wanted])
+    frames = np.stack([scan.keep[i] for i in wanted])
     _check_frames(path, frames, len(wanted), "pyav")
     return DecodedVideo(
         frames=frames,
-        indices=wanted,
-        fps=fps,
-        num_video_frames=n,
+        indices=list(wanted),
+        fps=scan.fps,
+        num_video_frames=scan.n,
         source_size_px=(int(frames.shape[2]), int(frames.shape[1])),
         decoder="pyav",
         decoder_version=str(av.__version__),
+        pts_s=_pts_list(scan, wanted),
+        vfr=scan.vfr,
+        decode_errors=scan.decode_errors,
+        first_decode_error=scan.first_error,
     )
 
 
@@ -237,6 +377,10 @@ def decode_video(
             reasons[name] = f"not installed ({e})"
         except (VideoDecodeError, ValueError, RuntimeError, OSError) as e:
             reasons[name] = _strip_path(str(e), path)
+        except MemoryError:
+            raise
+        except Exception as e:  # noqa: BLE001 - any decoder failure is a reason, never a crash
+            reasons[name] = f"{type(e).__name__}: {_strip_path(str(e), path)}"
         else:
             result.fallback_reasons = reasons
             return result
@@ -255,6 +399,26 @@ def _check_frames(path, frames: np.ndarray, n: int, decoder: str) -> None:
             f"{path}: {decoder} returned frames of shape {frames.shape} {frames.dtype}, "
             f"expected ({n}, H, W, 3) uint8"
         )
+
+
+def _check_same_frames(
+    path, frames: np.ndarray, indices: Sequence[int], reference: dict[int, np.ndarray]
+) -> None:
+    """decord's frames must match PyAV's sequentially decoded frames at the same indices."""
+    for pos, i in enumerate(indices):
+        ref = reference.get(i)
+        if ref is None or ref.shape != frames[pos].shape:
+            got = None if ref is None else ref.shape
+            raise VideoDecodeError(
+                f"{path}: decord frame {i} has shape {frames[pos].shape}, PyAV's {got}"
+            )
+        diff = float(np.abs(frames[pos].astype(np.int16) - ref.astype(np.int16)).mean())
+        if diff > FRAME_MATCH_TOLERANCE:
+            raise VideoDecodeError(
+                f"{path}: decord frame {i} differs from the sequential decode (mean absolute "
+                f"difference {diff:.1f} > {FRAME_MATCH_TOLERANCE} levels: broken seeking or "
+                "corrupt data)"
+            )
 
 
 def _strip_path(message: str, path: Path) -> str:

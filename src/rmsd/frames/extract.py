@@ -4,8 +4,10 @@ Outputs in ``out_dir``:
     ``frames.npy``: (N, F, S, S, 3) uint8 RGB, N extracted items, F = num_frames, S = size_px.
     ``manifest.jsonl``: one record per extracted item; ``row`` indexes ``frames.npy``.
     ``skipped.json``: list of ``{"item_id", "video", "reason"}`` (always written, maybe empty).
-    ``stats.json``: counts and timing.
-All four are written atomically.
+    ``stats.json``: counts and timing; written last, so it marks a complete extraction.
+All four are written atomically. A run first removes the previous outputs (``stats.json`` first)
+and any temporary files a killed run left behind, and removes its own partial outputs when it
+fails, so the directory never holds a mix of two runs.
 """
 
 from __future__ import annotations
@@ -19,16 +21,26 @@ from pathlib import Path
 
 import numpy as np
 
-from rmsd.errors import ConfigError, DataError, MissingArtifactError, RmsdError
+from rmsd.errors import ConfigError, DataError, MissingArtifactError, RmsdError, VideoDecodeError
 from rmsd.frames.decode import DEFAULT_DECODERS, DecodedVideo, check_decoders, decode_video
 from rmsd.frames.select import select_indices, timestamps_s
-from rmsd.io import atomic_path, atomic_write_json, read_jsonl, sha256_file, write_jsonl
+from rmsd.io import (
+    atomic_path,
+    atomic_write_json,
+    read_jsonl,
+    read_jsonl_numbered,
+    remove_stale_temp_files,
+    sha256_file,
+    write_jsonl,
+)
 
 FRAMES_FILE = "frames.npy"
 MANIFEST_FILE = "manifest.jsonl"
 SKIPPED_FILE = "skipped.json"
 STATS_FILE = "stats.json"
 ON_ERROR = ("fail", "skip")
+OUTPUT_FILES = (STATS_FILE, MANIFEST_FILE, SKIPPED_FILE, FRAMES_FILE)
+"""Outputs in removal order: the completion marker ``stats.json`` goes first."""
 
 
 def resize_frames(frames: np.ndarray, size_px: int) -> np.ndarray:
@@ -67,6 +79,10 @@ def manifest_record(
 
     ``timestamps_s`` are ``index / fps`` (nominal frame times from the video start; a container
     start offset or variable frame rate is not reflected). ``None`` when the decoder reports no fps.
+    ``pts_s`` are the frames' presentation times from the stream (relative to the first frame;
+    ``None`` when the stream has no timestamps): with ``vfr`` true (variable frame rate) they are
+    the real times and differ from ``timestamps_s``. ``decode_errors`` counts packets that did not
+    decode and were dropped (corrupt data), with the first error in ``first_decode_error``.
     """
     return {
         "item_id": item_id,
@@ -84,6 +100,10 @@ def manifest_record(
         "fps": decoded.fps,
         "num_video_frames": decoded.num_video_frames,
         "video_sha256": video_sha256,
+        "pts_s": None if decoded.pts_s is None else list(decoded.pts_s),
+        "vfr": bool(decoded.vfr),
+        "decode_errors": int(decoded.decode_errors),
+        "first_decode_error": decoded.first_decode_error,
     }
 
 
@@ -108,17 +128,22 @@ def extract_frames(
         size_px: stored frame side S in pixels.
         policy: frame selection policy, see :func:`rmsd.frames.select.select_indices`.
         decoders: decoders to try in order, see :func:`rmsd.frames.decode.decode_video`.
-        on_error: ``"fail"`` raises on the first undecodable or missing video; ``"skip"`` leaves
-            the item out and lists it in ``skipped.json``.
+        on_error: ``"fail"`` raises on the first undecodable or missing video (and leaves no
+            outputs); ``"skip"`` leaves the item out and lists it in ``skipped.json``
+            (``item_id``, ``video``, ``error`` class, ``reason``).
 
     Returns:
         Stats dict (also written to ``stats.json``): ``n_items``, ``n_extracted``, ``n_skipped``,
-        ``n_videos``, ``decoders`` (counts by decoder used), ``seconds``, ``ms_per_item``.
+        ``skipped_by_error`` (counts by error class), ``n_videos``, ``decoders`` (counts by decoder
+        used), ``n_fallback`` (items whose first decoder failed), ``n_vfr`` (variable frame rate),
+        ``n_with_decode_errors`` (items whose video had undecodable packets that were dropped),
+        ``seconds``, ``ms_per_item``.
 
     Raises:
         ConfigError: bad num_frames, size_px, policy, decoders or on_error.
         MissingArtifactError: the items file is missing, or (``on_error="fail"``) a video is.
-        DataError: the items file is malformed or has duplicate ids.
+        DataError: the items file is malformed (bad JSON or UTF-8, missing field, non-string or
+            empty ``id``/``video``, duplicate id); names the file and line.
         VideoDecodeError: (``on_error="fail"``) a video cannot be decoded; names the file.
     """
     t0 = time.perf_counter()
@@ -132,60 +157,107 @@ def extract_frames(
     decoders = check_decoders(decoders)
     out_dir = Path(out_dir)
 
-    items = read_jsonl(items_path, required=("id", "video"))
-    dup = [k for k, c in Counter(str(it["id"]) for it in items).items() if c > 1]
-    if dup:
-        raise DataError(f"{items_path}: duplicate item id(s) {dup[:5]}")
+    items = read_items(items_path)
 
-    refs = Counter(str(it["video"]) for it in items)  # cache eviction after the last use
+    refs = Counter(it["video"] for it in items)  # cache eviction after the last use
     cache: dict[str, tuple[np.ndarray, DecodedVideo, str] | RmsdError] = {}
     records: list[dict] = []
     skipped: list[dict] = []
     used: Counter[str] = Counter()
     shape = (len(items), num_frames, size_px, size_px, 3)
     out_dir.mkdir(parents=True, exist_ok=True)
+    _remove_outputs(out_dir)  # never leave a mix of the previous run's and this run's outputs
+    remove_stale_temp_files(out_dir, OUTPUT_FILES)
 
-    with atomic_path(out_dir / FRAMES_FILE, suffix=".npy") as tmp:
-        array = _open_rows(tmp, shape)
-        for item in items:
-            video = str(item["video"])
-            if video not in cache:
-                cache[video] = _decode_one(video, num_frames, size_px, policy, decoders)
-            entry = cache[video]
-            refs[video] -= 1
-            if refs[video] == 0:
-                del cache[video]
-            if isinstance(entry, RmsdError):
-                if on_error == "fail":
-                    raise entry
-                skipped.append({"item_id": str(item["id"]), "video": video, "reason": str(entry)})
-                continue
-            frames, decoded, digest = entry
-            row = len(records)
-            array[row] = frames
-            records.append(
-                manifest_record(str(item["id"]), video, row, decoded, policy, size_px, digest)
-            )
-            used[decoded.decoder] += 1
-        _close_rows(array, tmp, len(records))
+    try:
+        with atomic_path(out_dir / FRAMES_FILE, suffix=".npy") as tmp:
+            array = _open_rows(tmp, shape)
+            for item in items:
+                video = item["video"]
+                if video not in cache:
+                    cache[video] = _decode_one(video, num_frames, size_px, policy, decoders)
+                entry = cache[video]
+                refs[video] -= 1
+                if refs[video] == 0:
+                    del cache[video]
+                if isinstance(entry, RmsdError):
+                    if on_error == "fail":
+                        raise entry
+                    skipped.append(
+                        {
+                            "item_id": item["id"],
+                            "video": video,
+                            "error": type(entry).__name__,
+                            "reason": str(entry),
+                        }
+                    )
+                    continue
+                frames, decoded, digest = entry
+                row = len(records)
+                array[row] = frames
+                records.append(
+                    manifest_record(item["id"], video, row, decoded, policy, size_px, digest)
+                )
+                used[decoded.decoder] += 1
+            _close_rows(array, tmp, len(records))
+            del array
 
-    write_jsonl(out_dir / MANIFEST_FILE, records)
-    atomic_write_json(out_dir / SKIPPED_FILE, skipped)
-    seconds = time.perf_counter() - t0
-    stats = {
-        "n_items": len(items),
-        "n_extracted": len(records),
-        "n_skipped": len(skipped),
-        "n_videos": len(refs),
-        "decoders": dict(used),
-        "num_frames": int(num_frames),
-        "size_px": int(size_px),
-        "policy": policy,
-        "seconds": round(seconds, 3),
-        "ms_per_item": round(1000 * seconds / len(items), 2) if items else None,
-    }
-    atomic_write_json(out_dir / STATS_FILE, stats)
+        write_jsonl(out_dir / MANIFEST_FILE, records)
+        atomic_write_json(out_dir / SKIPPED_FILE, skipped)
+        seconds = time.perf_counter() - t0
+        stats = {
+            "n_items": len(items),
+            "n_extracted": len(records),
+            "n_skipped": len(skipped),
+            "skipped_by_error": dict(Counter(s["error"] for s in skipped)),
+            "n_videos": len(refs),
+            "decoders": dict(used),
+            "n_fallback": sum(1 for r in records if r["fallback_reasons"]),
+            "n_vfr": sum(1 for r in records if r["vfr"]),
+            "n_with_decode_errors": sum(1 for r in records if r["decode_errors"]),
+            "num_frames": int(num_frames),
+            "size_px": int(size_px),
+            "policy": policy,
+            "on_error": on_error,
+            "seconds": round(seconds, 3),
+            "ms_per_item": round(1000 * seconds / len(items), 2) if items else None,
+        }
+        atomic_write_json(out_dir / STATS_FILE, stats)  # last: marks the extraction complete
+    except BaseException:
+        _remove_outputs(out_dir)
+        raise
     return stats
+
+
+def read_items(items_path: str | os.PathLike) -> list[dict]:
+    """The items to extract: ``id`` and ``video`` of every record, checked.
+
+    Returns:
+        One ``{"id", "video"}`` dict per record, in file order.
+
+    Raises:
+        MissingArtifactError: the file does not exist.
+        DataError: bad JSON, a missing field, an ``id`` or ``video`` that is not a non-empty
+            string, or a duplicate id; names the file and line.
+    """
+    out: list[dict] = []
+    first_line: dict[str, int] = {}
+    for ln, rec, _ in read_jsonl_numbered(items_path, required=("id", "video")):
+        iid, video = rec["id"], rec["video"]
+        if not isinstance(iid, str) or not iid:
+            raise DataError(f"{items_path}:{ln}: id must be a non-empty string, got {iid!r}")
+        if not isinstance(video, str) or not video.strip():
+            raise DataError(
+                f"{items_path}:{ln}: item {iid!r}: video must be a non-empty path string, "
+                f"got {video!r}"
+            )
+        if iid in first_line:
+            raise DataError(
+                f"{items_path}:{ln}: duplicate item id {iid!r} (first on line {first_line[iid]})"
+            )
+        first_line[iid] = ln
+        out.append({"id": iid, "video": video})
+    return out
 
 
 def load_frames(frames_dir: str | os.PathLike) -> tuple[dict[str, dict], np.ndarray]:
@@ -200,7 +272,9 @@ def load_frames(frames_dir: str | os.PathLike) -> tuple[dict[str, dict], np.ndar
 
     Raises:
         MissingArtifactError: ``frames.npy`` or ``manifest.jsonl`` does not exist; names the path.
-        DataError: a manifest row is outside the array or duplicated.
+        DataError: ``frames.npy`` is unreadable or not (N, F, S, S, 3) uint8, the manifest's
+            record count differs from the array's rows (stale or interrupted outputs), or a
+            manifest row is outside the array or duplicated.
     """
     frames_dir = Path(frames_dir)
     frames_path = frames_dir / FRAMES_FILE
@@ -209,10 +283,24 @@ def load_frames(frames_dir: str | os.PathLike) -> tuple[dict[str, dict], np.ndar
             f"{frames_path}: expected file does not exist (run frame extraction)"
         )
     records = read_jsonl(frames_dir / MANIFEST_FILE, required=("item_id", "row"))
-    frames = np.load(frames_path, mmap_mode="r")
+    try:
+        frames = np.load(frames_path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise DataError(f"{frames_path}: not a readable .npy array ({e}); rerun extraction") from None
+    if frames.ndim != 5 or frames.dtype != np.uint8 or frames.shape[-1] != 3:
+        raise DataError(
+            f"{frames_path}: expected a (N, F, S, S, 3) uint8 array, got {frames.shape} "
+            f"{frames.dtype}"
+        )
+    if len(records) != len(frames):
+        raise DataError(
+            f"{frames_dir / MANIFEST_FILE} has {len(records)} records but {frames_path} has "
+            f"{len(frames)} rows: outputs of different or interrupted runs; rerun extraction"
+        )
     manifest: dict[str, dict] = {}
     for rec in records:
-        if not 0 <= int(rec["row"]) < len(frames):
+        row = rec["row"]
+        if isinstance(row, bool) or not isinstance(row, int) or not 0 <= row < len(frames):
             raise DataError(
                 f"{frames_dir / MANIFEST_FILE}: item {rec['item_id']!r} row {rec['row']} "
                 f"outside {frames_path} with {len(frames)} rows"
@@ -237,6 +325,14 @@ def _decode_one(
         return frames, decoded, sha256_file(video)
     except RmsdError as e:
         return e
+    except OSError as e:  # e.g. the file vanished or became unreadable between decode and hash
+        return VideoDecodeError(f"{video}: cannot read ({type(e).__name__}: {e})")
+
+
+def _remove_outputs(out_dir: Path) -> None:
+    """Delete this stage's outputs in ``out_dir``, the completion marker first."""
+    for name in OUTPUT_FILES:
+        (out_dir / name).unlink(missing_ok=True)
 
 
 def _open_rows(path: Path, shape: tuple[int, ...]) -> np.ndarray:

@@ -19,6 +19,10 @@ from transformers import (
     Qwen2VLImageProcessor,
     Qwen2VLProcessor,
     Qwen2VLVideoProcessor,
+    Qwen3VLConfig,
+    Qwen3VLForConditionalGeneration,
+    Qwen3VLProcessor,
+    Qwen3VLVideoProcessor,
 )
 
 from rmsd.errors import ConfigError, MissingArtifactError
@@ -60,16 +64,38 @@ class TinyVLMConfig:
         return cfg
 
 
-def build_processor(tokenizer: PreTrainedTokenizerFast, min_pixels: int, max_pixels: int
-                    ) -> Qwen2VLProcessor:
-    """A Qwen2VLProcessor with explicit pixel bounds (the defaults upscale small frames).
+FAMILIES = ("qwen2_vl", "qwen3_vl")
+
+
+def _check_family(family: str) -> None:
+    if family not in FAMILIES:
+        raise ConfigError(f"unknown model family {family!r}; valid: {list(FAMILIES)}")
+
+
+def build_processor(tokenizer: PreTrainedTokenizerFast, min_pixels: int, max_pixels: int,
+                    family: str = "qwen2_vl"):
+    """A Qwen-VL processor with explicit pixel bounds (the defaults upscale small frames).
 
     Args:
         tokenizer: from :func:`rmsd.models.tokenizer.build_tokenizer`.
         min_pixels: lower bound on H x W per frame, in pixels (e.g. 28 * 28).
-        max_pixels: upper bound on H x W per frame, in pixels (e.g. 112 * 112).
+        max_pixels: upper bound on H x W per frame, in pixels (e.g. 112 * 112). For ``qwen3_vl``
+            the video processor applies its bound to the whole clip (frames x H x W), as Qwen3-VL
+            does; pass ``frames * per-frame pixels`` there.
+        family: "qwen2_vl" (patch 14, ``Qwen2VLProcessor``) or "qwen3_vl" (patch 16,
+            ``Qwen3VLProcessor`` with ``Qwen3VLVideoProcessor``: per-frame timestamps in the prompt;
+            frames are used as given, ``do_sample_frames=False``).
     """
+    _check_family(family)
     size = {"shortest_edge": min_pixels, "longest_edge": max_pixels}
+    if family == "qwen3_vl":
+        kw = dict(size=size, patch_size=16, temporal_patch_size=2, merge_size=2)
+        return Qwen3VLProcessor(
+            image_processor=Qwen2VLImageProcessor(**kw),
+            video_processor=Qwen3VLVideoProcessor(**kw, do_sample_frames=False, cap_pixels_per_frame=False),
+            tokenizer=tokenizer,
+            chat_template=CHAT_TEMPLATE,
+        )
     kw = dict(size=size, patch_size=14, temporal_patch_size=2, merge_size=2)
     return Qwen2VLProcessor(
         image_processor=Qwen2VLImageProcessor(**kw),
@@ -79,9 +105,14 @@ def build_processor(tokenizer: PreTrainedTokenizerFast, min_pixels: int, max_pix
     )
 
 
-def build_model(tokenizer: PreTrainedTokenizerFast, arch: TinyVLMConfig, seed: int
-                ) -> Qwen2VLForConditionalGeneration:
-    """A randomly initialised Qwen2-VL of architecture ``arch`` (fp32), seeded."""
+def build_model(tokenizer: PreTrainedTokenizerFast, arch: TinyVLMConfig, seed: int,
+                family: str = "qwen2_vl"):
+    """A randomly initialised Qwen2-VL (or Qwen3-VL, ``family="qwen3_vl"``) of ``arch`` (fp32), seeded.
+
+    Qwen3-VL: patch 16, interleaved M-RoPE, DeepStack features from the first vision block,
+    ``text_config.head_dim = hidden / heads``.
+    """
+    _check_family(family)
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in tokenizer.all_special_tokens}
     head_dim = arch.hidden // arch.heads
     half = head_dim // 2
@@ -94,18 +125,31 @@ def build_model(tokenizer: PreTrainedTokenizerFast, arch: TinyVLMConfig, seed: i
         rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope},
         bos_token_id=pad, eos_token_id=eos, pad_token_id=pad,
     )  # fmt: skip
-    vision = dict(
-        depth=arch.vision_depth, embed_dim=arch.vision_dim, hidden_size=arch.hidden,
-        num_heads=arch.vision_heads, mlp_ratio=2, patch_size=14, spatial_merge_size=2,
-        temporal_patch_size=2,
+    tokens = dict(
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
     )  # fmt: skip
-    cfg = Qwen2VLConfig(
-        text_config=text, vision_config=vision, image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"], vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-    )  # fmt: skip
+    if family == "qwen3_vl":
+        text["head_dim"] = head_dim
+        text["rope_parameters"]["mrope_interleaved"] = True
+        vision = dict(
+            depth=arch.vision_depth, hidden_size=arch.vision_dim, intermediate_size=2 * arch.vision_dim,
+            num_heads=arch.vision_heads, out_hidden_size=arch.hidden, patch_size=16,
+            spatial_merge_size=2, temporal_patch_size=2, num_position_embeddings=64,
+            deepstack_visual_indexes=[0],
+        )  # fmt: skip
+        cfg = Qwen3VLConfig(text_config=text, vision_config=vision, **tokens)
+        model_cls = Qwen3VLForConditionalGeneration
+    else:
+        vision = dict(
+            depth=arch.vision_depth, embed_dim=arch.vision_dim, hidden_size=arch.hidden,
+            num_heads=arch.vision_heads, mlp_ratio=2, patch_size=14, spatial_merge_size=2,
+            temporal_patch_size=2,
+        )  # fmt: skip
+        cfg = Qwen2VLConfig(text_config=text, vision_config=vision, **tokens)
+        model_cls = Qwen2VLForConditionalGeneration
     torch.manual_seed(seed)
-    model = Qwen2VLForConditionalGeneration(cfg)
+    model = model_cls(cfg)
     model.generation_config.pad_token_id = pad
     model.generation_config.eos_token_id = eos
     model.generation_config.bos_token_id = pad

@@ -55,13 +55,38 @@ class VideoPromptEncoder:
             {"type": "video"}, {"type": "text", "text": build_prompt(item, self.template)}]}]
         return self.processor.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
 
-    def encode(self, items: list[dict], frames: list[np.ndarray], chunk: int = 128
-               ) -> list[EncodedPrompt]:
+    @property
+    def uses_timestamps(self) -> bool:
+        """True for processors that write per-frame timestamps into the prompt (Qwen3-VL)."""
+        return hasattr(self.processor, "_calculate_timestamps")
+
+    def video_metadata(self, frames: np.ndarray, meta: dict | None):
+        """``VideoMetadata`` of already-sampled ``frames`` (F, H, W, 3) for timestamped prompts.
+
+        ``meta`` (a frame-manifest record) gives the source ``fps``, the sampled ``indices`` and
+        ``num_video_frames``; without it the frames are taken as consecutive at 1 fps.
+        """
+        from transformers.video_utils import VideoMetadata
+
+        meta = meta or {}
+        n = len(frames)
+        indices = [int(i) for i in meta.get("indices", range(n))]
+        fps = float(meta.get("fps") or 1.0)
+        total = int(meta.get("num_video_frames") or (max(indices) + 1 if indices else n))
+        return VideoMetadata(total_num_frames=total, fps=fps, frames_indices=indices, duration=total / fps,
+                             height=int(frames.shape[1]), width=int(frames.shape[2]))
+
+    def encode(self, items: list[dict], frames: list[np.ndarray], chunk: int = 128,
+               metadata: list[dict | None] | None = None) -> list[EncodedPrompt]:
         """Encode items with their frames.
 
         Args:
             items: item records (rmsd.tasks conventions).
             frames: per item, uint8 array (F, H, W, 3); F even (temporal patch 2).
+            chunk: items per processor call.
+            metadata: per item, its frame-manifest record (``fps``, ``indices``,
+                ``num_video_frames``); used by timestamped processors (Qwen3-VL), which are also
+                told not to resample the frames. Ignored by Qwen2-VL-style processors.
 
         Returns:
             One :class:`EncodedPrompt` per item, in order.
@@ -69,8 +94,14 @@ class VideoPromptEncoder:
         out: list[EncodedPrompt] = []
         for start in range(0, len(items), chunk):
             its, frs = items[start:start + chunk], frames[start:start + chunk]
+            kw = {}
+            if self.uses_timestamps:
+                metas = metadata[start:start + chunk] if metadata is not None else [None] * len(its)
+                kw["videos_kwargs"] = {"video_metadata": [self.video_metadata(np.asarray(f), m)
+                                                         for f, m in zip(frs, metas)],
+                                       "do_sample_frames": False}
             enc = self.processor(text=[self.prompt_text(it) for it in its], videos=list(frs),
-                                 return_tensors="pt", padding=True)
+                                 return_tensors="pt", padding=True, **kw)
             offset = 0
             for row in range(len(its)):
                 ids = enc["input_ids"][row][enc["attention_mask"][row].bool()]
@@ -152,20 +183,31 @@ def response_logprobs(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
 @torch.no_grad()
 def generate(model, encoder: VideoPromptEncoder, prompts: list[EncodedPrompt], n: int,
              do_sample: bool, max_new_tokens: int, temperature: float = 1.0, top_p: float = 1.0,
-             top_k: int = 0) -> list[list[dict]]:
+             top_k: int = 0, device: torch.device | str | None = None, synced_gpus: bool = False
+             ) -> list[list[dict]]:
     """Sample ``n`` responses per prompt sharing one prefill (``num_return_sequences=n``).
+
+    Args:
+        device: where the model lives (the batch is moved there); None = as collated (CPU).
+        synced_gpus: keep every rank generating until all are done (needed under ZeRO-3, where
+            each forward is a collective).
 
     Returns:
         Per prompt, ``n`` dicts: ``text`` (special tokens removed), ``ids`` (list of token ids,
         end-of-turn included when emitted), ``finish_reason`` ("stop" or "length"), ``n_tokens``.
     """
     batch = encoder.collate(prompts)
+    inputs = model_kwargs(batch)
+    if device is not None and torch.device(device).type != "cpu":
+        inputs = {k: v.to(device) for k, v in inputs.items()}
     kw = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, num_return_sequences=n,
               pad_token_id=encoder.pad_id, eos_token_id=encoder.eos_id,
               suppress_tokens=encoder.suppress_ids)
+    if synced_gpus:
+        kw["synced_gpus"] = True
     if do_sample:
         kw.update(temperature=temperature, top_p=top_p, top_k=top_k)
-    out = model.generate(**model_kwargs(batch), **kw)[:, batch["input_ids"].shape[1]:]
+    out = model.generate(**inputs, **kw)[:, batch["input_ids"].shape[1]:].cpu()
     results: list[list[dict]] = []
     for i in range(len(prompts)):
         group = []

@@ -18,10 +18,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rmsd.errors import ConfigError, DataError
-from rmsd.io import atomic_path, atomic_write_json, read_jsonl, write_jsonl
+from rmsd.io import atomic_path, atomic_write_json, write_jsonl
 from rmsd.scoring.config import ScoringConfig, SelectionConfig
 from rmsd.scoring.quality import score_response
-from rmsd.scoring.readers import POOL_FIELDS, check_sample, read_items, read_scored, record_lines
+from rmsd.scoring.readers import read_items, read_pool, read_scored
 from rmsd.scoring.select import assign_teachers, candidate_rows, item_rng, select_item
 from rmsd.scoring.stats import unreliability_stats
 from rmsd.tasks import is_closed
@@ -65,11 +65,17 @@ def score_pool(
             ``finish_reason``, ``n_tokens``, ...).
         out_parquet: scored pool, one row per sample (columns of ``SCORED_SCHEMA``; ``parsed`` is a
             JSON string), sorted by (item order in ``items_path``, teacher, k).
-        out_stats: JSON with the config, inputs and :func:`rmsd.scoring.stats.unreliability_stats`.
+        out_stats: JSON with the config, inputs, ``n_samples``, ``n_format_invalid`` (samples
+            failing R_outer or R_task), ``n_text_repaired`` (samples whose text held invalid UTF-8
+            and was decoded with U+FFFD replacement characters) and
+            :func:`rmsd.scoring.stats.unreliability_stats` (per-group violation rates and reasons).
         cfg: scoring configuration.
 
     Returns:
         The stats dict that was written.
+
+    Teacher text is data: it is only matched with regular expressions, never evaluated, and any
+    text (empty, truncated, markup, megabytes long, invalid UTF-8) gives a scored row.
 
     Raises:
         MissingArtifactError: an input file does not exist.
@@ -84,12 +90,12 @@ def score_pool(
     order = {iid: i for i, iid in enumerate(items)}
     rows: list[dict] = []
     seen: dict[tuple, str] = {}
+    n_repaired = 0
     for pool_path in pool_paths:
         pool_path = Path(pool_path)
-        recs = read_jsonl(pool_path, required=POOL_FIELDS)
-        for rec, ln in zip(recs, record_lines(pool_path)):
+        for ln, rec, repaired in read_pool(pool_path):
             where = f"{pool_path}:{ln}"
-            check_sample(rec, where)
+            n_repaired += repaired
             item = items.get(rec["item_id"])
             if item is None:
                 raise DataError(
@@ -125,6 +131,9 @@ def score_pool(
         "inputs": {"items": str(items_path), "pools": [str(p) for p in pool_paths]},
         "n_items_in_file": len(items),
         "n_items_sampled": len({r["item_id"] for r in rows}),
+        "n_samples": len(rows),
+        "n_format_invalid": sum(1 for r in rows if not r["valid"]),
+        "n_text_repaired": n_repaired,
         **unreliability_stats(rows),
     }
     atomic_write_json(out_stats, stats)

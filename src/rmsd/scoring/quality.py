@@ -33,6 +33,9 @@ def _iid(item: dict) -> str:
 def validate_item(item: dict) -> None:
     """Check that an item can be scored: known task type and a well-formed ground truth.
 
+    Common fields: ``question``, when present, is a string; ``options``, when present and not
+    null, a list of strings.
+
     Rules: mcq answer is a letter among the item's options; numeric a finite number; ocr a
     non-empty string; temporal ``[s, e]`` with ``0 <= s < e <= duration_s``; spatial a box or a
     non-empty list of ``{"t", "box"}`` frames whose boxes satisfy ``0 <= x1 < x2 <= 1000`` and
@@ -47,6 +50,15 @@ def validate_item(item: dict) -> None:
         raise DataError(f"item {_iid(item)}: unknown task_type {task!r}; valid: {list(TASK_TYPES)}")
     if "answer" not in item:
         raise DataError(f"item {_iid(item)}: missing field 'answer'")
+    if "question" in item and not isinstance(item["question"], str):
+        raise DataError(
+            f"item {_iid(item)}: question must be a string, got {type(item['question']).__name__}"
+        )
+    opts = item.get("options")
+    if opts is not None and (
+        not isinstance(opts, list) or not all(isinstance(o, str) for o in opts)
+    ):
+        raise DataError(f"item {_iid(item)}: options must be a list of strings or null, got {opts!r}")
     ans = item["answer"]
     try:
         if task == "mcq":
@@ -60,23 +72,25 @@ def validate_item(item: dict) -> None:
             if not isinstance(ans, str) or not ans.strip():
                 raise ValueError(f"ocr ground truth must be a non-empty string, got {ans!r}")
         elif task == "temporal":
-            temporal_iou(ans, ans)
+            temporal_iou([0.0, 0.0], ans)  # validates the ground-truth span
             s, e = (float(v) for v in ans)
             if not 0 <= s < e <= duration_of(item):
                 raise ValueError(f"span {ans!r} is not 0 <= start < end <= duration_s")
         elif task == "spatial":
             boxes = [f["box"] for f in ans] if isinstance(ans[0], dict) else [ans]
-            spatial_iou(boxes, ans)
+            spatial_iou([0.0, 0.0, 0.0, 0.0], ans)  # validates the ground-truth boxes
             for b in boxes:
                 x1, y1, x2, y2 = (float(v) for v in b)
                 if not (0 <= x1 < x2 <= BOX_SCALE and 0 <= y1 < y2 <= BOX_SCALE):
                     raise ValueError(f"box {b!r} is not 0 <= x1 < x2 <= 1000, 0 <= y1 < y2 <= 1000")
         elif ans is not None and not isinstance(ans, str):
             raise ValueError(f"open-ended reference must be a string or null, got {ans!r}")
-    except (TypeError, ValueError, KeyError, IndexError) as e:
+    except (TypeError, ValueError, KeyError, IndexError, ArithmeticError) as e:
+        # ArithmeticError: e.g. OverflowError of float() on a 400-digit JSON integer
         if isinstance(e, DataError):
             raise
-        raise DataError(f"item {_iid(item)}: bad {task} ground truth: {e}") from None
+        why = str(e) if type(e) is ValueError else f"{type(e).__name__}: {e}"
+        raise DataError(f"item {_iid(item)}: bad {task} ground truth: {why}") from None
 
 
 def score_response(text: str, item: dict, cfg: ScoringConfig) -> dict[str, Any]:

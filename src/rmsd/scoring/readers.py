@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rmsd.errors import DataError, MissingArtifactError
-from rmsd.io import read_jsonl
+from rmsd.io import JsonlLine, read_jsonl_numbered
 from rmsd.scoring.quality import validate_item
 
 ITEM_FIELDS: tuple[str, ...] = ("id", "task_type", "answer")
@@ -23,8 +23,24 @@ SCORED_FIELDS: tuple[str, ...] = ("item_id", "task_type", "teacher", "k", "text"
 
 def record_lines(path: Path) -> list[int]:
     """Line numbers of the non-blank lines, i.e. of the records ``read_jsonl`` returns."""
-    with open(path, encoding="utf-8") as f:
-        return [i for i, line in enumerate(f, 1) if line.strip()]
+    return [line.lineno for line in read_jsonl_numbered(path, invalid_utf8="replace")]
+
+
+def read_pool(path: str | os.PathLike) -> list[JsonlLine]:
+    """Teacher samples of one pool file, with line numbers, every record type-checked.
+
+    Model output is data: text with invalid UTF-8 bytes or lone surrogate escapes is decoded with
+    U+FFFD replacement characters (the record is marked ``repaired``) instead of failing the file.
+
+    Raises:
+        MissingArtifactError: the file does not exist.
+        DataError: bad JSON, a missing field or a wrongly typed field; names file and line.
+    """
+    path = Path(path)
+    lines = read_jsonl_numbered(path, required=POOL_FIELDS, invalid_utf8="replace")
+    for line in lines:
+        check_sample(line.record, f"{path}:{line.lineno}")
+    return lines
 
 
 def read_items(path: str | os.PathLike) -> dict[str, dict]:
@@ -32,14 +48,13 @@ def read_items(path: str | os.PathLike) -> dict[str, dict]:
 
     Raises:
         MissingArtifactError: the file does not exist.
-        DataError: bad JSON, missing field, non-string or duplicate id, or an invalid item
+        DataError: bad JSON or UTF-8, missing field, non-string or duplicate id, or an invalid item
             (:func:`rmsd.scoring.quality.validate_item`); names file and line.
     """
     path = Path(path)
-    recs = read_jsonl(path, required=ITEM_FIELDS)
     items: dict[str, dict] = {}
     where_of: dict[str, int] = {}
-    for rec, ln in zip(recs, record_lines(path)):
+    for ln, rec, _ in read_jsonl_numbered(path, required=ITEM_FIELDS):
         iid = rec["id"]
         if not isinstance(iid, str) or not iid:
             raise DataError(f"{path}:{ln}: item id must be a non-empty string, got {iid!r}")

@@ -205,7 +205,8 @@ def check_teacher_config(name: str, cfg: dict) -> None:
     backend = cfg.get("backend", "hf")
     if backend not in BUILTIN_BACKENDS:
         if backend not in TEACHER_BACKENDS:
-            raise ConfigError(f"sampling.teachers.{name}: unknown backend {backend!r}; valid: {backend_names()}")
+            raise ConfigError(f"sampling.teachers.{name}: unknown backend {backend!r}; "
+                              f"valid: {backend_names()}")
         return
     valid = BACKEND_KEYS[backend] | SPEC_KEYS
     if backend == "openai":

@@ -91,7 +91,8 @@ class OpenAITeacher:
                  request_logprobs: bool = False, extra_body: dict | None = None,
                  teacher: str = "openai"):
         if image_format not in IMAGE_FORMATS:
-            raise ConfigError(f"teacher {teacher!r}: image_format {image_format!r}; valid: {sorted(IMAGE_FORMATS)}")
+            raise ConfigError(f"teacher {teacher!r}: image_format {image_format!r}; "
+                              f"valid: {sorted(IMAGE_FORMATS)}")
         if not str(endpoint).startswith(("http://", "https://")):
             raise ConfigError(f"teacher {teacher!r}: endpoint must be an http(s) URL, got {endpoint!r}")
         self.url = str(endpoint).rstrip("/")

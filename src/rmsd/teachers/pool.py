@@ -59,7 +59,8 @@ def frames_hash(manifest_record: dict, frames: np.ndarray | None = None) -> str:
                             "stored_size_px": manifest_record.get("stored_size_px")})
     if frames is None:
         raise DataError(f"manifest record of {manifest_record.get('item_id')!r} has no video_sha256")
-    return stable_hash({"frames_sha256": hashlib.sha256(np.ascontiguousarray(frames).tobytes()).hexdigest()})
+    digest = hashlib.sha256(np.ascontiguousarray(frames).tobytes()).hexdigest()
+    return stable_hash({"frames_sha256": digest})
 
 
 def sample_key(teacher: str, revision: str, prompt: str, frames: str, sampling: dict, k: int) -> str:
@@ -144,26 +145,38 @@ def shard_bounds(n_items: int, shard: int, n_shards: int) -> tuple[int, int]:
 
 
 def load_shard(items_path: str | os.PathLike, frames_dir: str | os.PathLike, shard: int = 0,
-               n_shards: int = 1) -> tuple[list[dict], list[dict], np.ndarray]:
+               n_shards: int = 1, on_missing: str = "fail"
+               ) -> tuple[list[dict], list[dict], np.ndarray, int]:
     """The items of one shard with their manifest records and the (memory-mapped) frames array.
 
+    Shards are cut from the items that have frames. ``on_missing``: "fail" raises for an item
+    without frames (e.g. skipped by the frame stage), "skip" leaves it out and counts it.
+
+    Returns:
+        (items, manifest records, frames array, number of items without frames in the dataset)
+
     Raises:
-        DataError: an item has no frames in the manifest (names it).
+        DataError: an item has no frames in the manifest and ``on_missing`` is "fail".
     """
+    if on_missing not in ("fail", "skip"):
+        raise ValueError(f"on_missing must be 'fail' or 'skip', got {on_missing!r}")
     items = read_jsonl(items_path, required=("id", "task_type", "question"))
     manifest, array = load_frames(frames_dir)
-    for it in items:
-        if it["id"] not in manifest:
-            raise DataError(f"{items_path}: item {it['id']!r} has no frames in {frames_dir}/manifest.jsonl")
-    lo, hi = shard_bounds(len(items), shard, n_shards)
-    items = items[lo:hi]
-    return items, [manifest[it["id"]] for it in items], array
+    kept = [it for it in items if it["id"] in manifest]
+    if on_missing == "fail" and len(kept) < len(items):
+        first = next(it["id"] for it in items if it["id"] not in manifest)
+        raise DataError(f"{items_path}: item {first!r} has no frames in {frames_dir}/manifest.jsonl "
+                        f"({len(items) - len(kept)} item(s) without frames)")
+    n_missing = len(items) - len(kept)
+    lo, hi = shard_bounds(len(kept), shard, n_shards)
+    kept = kept[lo:hi]
+    return kept, [manifest[it["id"]] for it in kept], array, n_missing
 
 
-def sample_pool(items_path: str | os.PathLike, frames_dir: str | os.PathLike, out_path: str | os.PathLike,
-                spec: TeacherSpec, K: int, *, shard: int = 0, n_shards: int = 1,
-                cache_dir: str | os.PathLike | None = None, chunk_items: int = 64,
-                log_every_s: float = 30.0) -> dict:
+def sample_pool(items_path: str | os.PathLike, frames_dir: str | os.PathLike,
+                out_path: str | os.PathLike, spec: TeacherSpec, K: int, *, shard: int = 0,
+                n_shards: int = 1, cache_dir: str | os.PathLike | None = None, chunk_items: int = 64,
+                log_every_s: float = 30.0, on_missing: str = "fail") -> dict:
     """Write K samples per item of one shard from ``spec``'s teacher to ``out_path`` (JSONL).
 
     Args:
@@ -178,10 +191,12 @@ def sample_pool(items_path: str | os.PathLike, frames_dir: str | os.PathLike, ou
         cache_dir: the persistent sample cache (default: ``<out_path>.cache/``).
         chunk_items: items per backend call (an item's K samples are always in one call).
         log_every_s: seconds between progress log lines (tqdm is silent in non-TTY logs).
+        on_missing: items without frames: "fail" (DataError) or "skip" (counted in the stats).
 
     Returns:
-        Stats: ``n_items``, ``n_samples``, ``n_generated`` (this run), ``n_cached``, ``n_calls``,
-        ``seconds``, ``samples_per_s``, ``tokens_per_s`` (+ the backend's request counters).
+        Stats: ``n_items``, ``n_missing_frames``, ``n_samples``, ``n_generated`` (this run),
+        ``n_cached``, ``n_calls``, ``seconds`` (all of it), ``samples_per_s`` and ``tokens_per_s``
+        (generation only, model loading excluded), plus the backend's request counters if any.
 
     Raises:
         TeacherError: the backend failed or returned a malformed result (samples generated before
@@ -190,7 +205,7 @@ def sample_pool(items_path: str | os.PathLike, frames_dir: str | os.PathLike, ou
     t_start = time.perf_counter()
     params = spec.params
     sampling = params.as_dict()
-    items, mrecs, array = load_shard(items_path, frames_dir, shard, n_shards)
+    items, mrecs, array, n_missing = load_shard(items_path, frames_dir, shard, n_shards, on_missing)
     revision = spec.model_revision()
     keys = []
     for it, mrec in zip(items, mrecs):
@@ -219,7 +234,7 @@ def sample_pool(items_path: str | os.PathLike, frames_dir: str | os.PathLike, ou
     backend = None
     if calls:
         backend = spec.build()
-        last_log = time.perf_counter()
+        t0 = last_log = time.perf_counter()  # rates exclude model loading
         try:
             with tqdm(total=n_todo, desc=f"sample {spec.name} {shard}/{n_shards}", unit="sample",
                       mininterval=2, disable=None) as bar:
@@ -231,8 +246,8 @@ def sample_pool(items_path: str | os.PathLike, frames_dir: str | os.PathLike, ou
                     _check_output(spec.name, its, out, len(need))
                     for i, it, group in zip(idx, its, out):
                         for k, g in zip(need, group):
-                            rec = {"item_id": it["id"], "teacher": spec.name, "k": k, "text": g["text"],
-                                   "finish_reason": g.get("finish_reason"),
+                            rec = {"item_id": it["id"], "teacher": spec.name, "k": k,
+                                   "text": g["text"], "finish_reason": g.get("finish_reason"),
                                    "n_tokens": g.get("n_tokens"), **tail}
                             cache.put(keys[i][k], rec)
                             done[keys[i][k]] = {"key": keys[i][k], **rec}
@@ -240,7 +255,8 @@ def sample_pool(items_path: str | os.PathLike, frames_dir: str | os.PathLike, ou
                             n_tok += g.get("n_tokens") or 0
                     secs = time.perf_counter() - t0
                     bar.update(len(need) * len(idx))
-                    bar.set_postfix(samples_per_s=f"{n_new / secs:.1f}", tok_per_s=f"{n_tok / secs:.0f}")
+                    bar.set_postfix(samples_per_s=f"{n_new / secs:.1f}",
+                                    tok_per_s=f"{n_tok / secs:.0f}")
                     if time.perf_counter() - last_log >= log_every_s or n_new == n_todo:
                         last_log = time.perf_counter()
                         eta = (n_todo - n_new) * secs / max(1, n_new)
@@ -259,7 +275,8 @@ def sample_pool(items_path: str | os.PathLike, frames_dir: str | os.PathLike, ou
             recs.append(rec)
     write_jsonl(out_path, recs)
     stats = {"teacher": spec.name, "backend": spec.backend, "revision": revision, "shard": shard,
-             "n_shards": n_shards, "n_items": len(items), "n_samples": len(recs),
+             "n_shards": n_shards, "n_items": len(items), "n_missing_frames": n_missing,
+             "n_samples": len(recs),
              "n_generated": n_new, "n_cached": n_cached, "n_calls": len(calls),
              "seconds": round(time.perf_counter() - t_start, 3),
              "samples_per_s": round(n_new / gen_secs, 2) if n_new else None,
@@ -273,8 +290,9 @@ def sample_pool(items_path: str | os.PathLike, frames_dir: str | os.PathLike, ou
 
 def _check_output(teacher: str, items: list[dict], out, n: int) -> None:
     if not isinstance(out, list) or len(out) != len(items):
-        raise TeacherError(f"teacher {teacher!r}: backend returned {len(out) if isinstance(out, list) else out!r} "
-                           f"groups for {len(items)} items (first {items[0]['id']!r})")
+        got = len(out) if isinstance(out, list) else type(out).__name__
+        raise TeacherError(f"teacher {teacher!r}: backend returned {got} groups for {len(items)} "
+                           f"items (first {items[0]['id']!r})")
     for it, group in zip(items, out):
         if len(group) != n or any(not isinstance(g.get("text"), str) for g in group):
             raise TeacherError(f"teacher {teacher!r}, item {it['id']!r}: backend returned "

@@ -35,9 +35,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         yaml.safe_dump(cfg, sys.stdout, sort_keys=False)
         return 0
+    from rmsd.train.dist import init_runtime, shutdown
     from rmsd.train.run import train_variant
 
-    train_variant(cfg, args.out)
+    rt = init_runtime(args.local_rank)
+    try:
+        train_variant(cfg, args.out, rt)
+    finally:
+        shutdown(rt)
     return 0
 
 

@@ -10,8 +10,8 @@ from rmsd.io import read_jsonl
 from rmsd.tasks import render_answer, render_response
 
 
-def load_items_with_frames(items_path, frames_dir, on_missing: str = "fail"
-                           ) -> tuple[list[dict], list[np.ndarray], int]:
+def load_items_with_frames(items_path, frames_dir, on_missing: str = "fail", only=None,
+                           with_meta: bool = False):
     """Items that have frames in the manifest, with their frames.
 
     Args:
@@ -19,25 +19,39 @@ def load_items_with_frames(items_path, frames_dir, on_missing: str = "fail"
         frames_dir: directory with ``manifest.jsonl`` and ``frames.npy``.
         on_missing: "fail" raises when an item has no frames (e.g. skipped by the frame stage);
             "skip" leaves it out and counts it.
+        only: optional collection of item ids; other items are ignored (neither loaded nor checked).
+        with_meta: also return each kept item's manifest record (source fps, frame indices), which
+            timestamped processors (Qwen3-VL) need.
 
     Returns:
-        (items, frames per item as uint8 (F, H, W, 3), n_missing)
+        (items, frames per item as uint8 (F, H, W, 3), n_missing), plus the manifest records when
+        ``with_meta``.
 
     Raises:
         DataError: an item has no frames and ``on_missing == "fail"``.
     """
+    if on_missing not in ("fail", "skip"):
+        raise DataError(f"on_missing_frames must be 'fail' or 'skip', got {on_missing!r}")
     items = read_jsonl(items_path, required=("id", "task_type", "question", "answer"))
+    if only is not None:
+        only = set(only)
+        items = [it for it in items if it["id"] in only]
     manifest, array = load_frames(frames_dir)
-    kept, frames, n_missing = [], [], 0
+    kept, frames, metas, n_missing = [], [], [], 0
     for it in items:
         rec = manifest.get(it["id"])
         if rec is None:
             if on_missing == "fail":
-                raise DataError(f"{items_path}: item {it['id']!r} has no frames in {frames_dir}/manifest.jsonl")
+                raise DataError(f"{items_path}: item {it['id']!r} has no frames in {frames_dir}/manifest.jsonl"
+                                " (frame extraction skipped it or the manifest is stale); set "
+                                "stage1.on_missing_frames: skip to leave such items out")
             n_missing += 1
             continue
         kept.append(it)
         frames.append(np.asarray(array[rec["row"]]))
+        metas.append(rec)
+    if with_meta:
+        return kept, frames, n_missing, metas
     return kept, frames, n_missing
 
 

@@ -117,6 +117,10 @@ def init_runtime(local_rank: int | None = None, timeout_s: float = 1800.0) -> Ru
             dist.init_process_group(backend=backend, rank=rank, world_size=world,
                                     timeout=timedelta(seconds=timeout_s), **kw)
         log.info("rank %d/%d on %s (%s)", rank, world, device, backend)
+        if rank != 0:  # one copy of the progress messages is enough
+            import logging
+
+            logging.getLogger("rmsd").setLevel(logging.WARNING)
     return Runtime(rank=rank, world_size=world, local_rank=lrank, device=device, backend=backend)
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from rmsd.errors import ConfigError
+from rmsd.errors import ConfigError, TrainingError
 from rmsd.train.dist import Runtime
 from rmsd.utils import get_logger
 
@@ -219,7 +219,11 @@ class Engine:
             for _ in range(self.micro_steps):  # one engine.step per backward; it steps at the boundary
                 self.ds.step()
             norm = self.ds.get_global_grad_norm()
-            return float(norm) if norm is not None else float("nan")
+            norm_f = float(norm) if norm is not None else float("nan")
+            if norm is not None and not math.isfinite(norm_f):
+                raise TrainingError(f"{self.name}: non-finite gradient norm under DeepSpeed; the step "
+                                    "was already applied, so it cannot be skipped")
+            return norm_f
         norm = torch.nn.utils.clip_grad_norm_(self.module.parameters(), self.grad_clip)
         norm_f = float(norm)
         if not math.isfinite(norm_f):

@@ -2,24 +2,35 @@
 
 Loss: autoregressive cross-entropy on response tokens only; prompt and vision tokens are masked
 (paper section 3.8, Stage 1). Dimension names: B batch, S sequence.
+
+The same loop runs in one process, under DDP (torchrun/accelerate, gloo or NCCL) and under
+DeepSpeed ZeRO (see :mod:`rmsd.train.engine`); ``batch_size`` is the global batch, split evenly over
+ranks, and each rank draws its own examples. With a :class:`~rmsd.train.context.TrainContext` it
+checkpoints every ``checkpoint_every`` steps and resumes from a checkpoint of this stage.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass, fields
-from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
 from rmsd.errors import ConfigError, TrainingError
 from rmsd.models.inputs import EncodedPrompt, VideoPromptEncoder, model_kwargs
+from rmsd.train.checkpoint import capture_rng, restore_rng
+from rmsd.train.context import StepLogger, TrainContext, run_step_hooks
+from rmsd.train.dist import Runtime
+from rmsd.train.engine import Engine, ExecConfig
 from rmsd.utils import get_logger
 
 log = get_logger(__name__)
+
+ON_NAN = ("fail", "skip")
+RANK_SEED_STRIDE = 7919
+"""Rank r draws batches from seed + r * RANK_SEED_STRIDE (rank 0 keeps the one-process stream)."""
 
 
 @dataclass
@@ -29,7 +40,7 @@ class SFTConfig:
     steps: int = 150
     """Optimizer steps (each on ``batch_size`` examples drawn with replacement, seeded)."""
     batch_size: int = 32
-    """Examples per step."""
+    """Examples per step over all ranks (global batch; each rank takes batch_size / world_size)."""
     lr: float = 1e-3
     """Peak AdamW learning rate."""
     warmup_steps: int = 10
@@ -39,7 +50,19 @@ class SFTConfig:
     grad_clip: float = 1.0
     """Gradient-norm clip (paper default for SFT: 1.0)."""
     on_nan: str = "fail"
-    """What a non-finite loss does: "fail" raises, "skip" skips the step and counts it."""
+    """What a non-finite loss or gradient does: "fail" raises, "skip" skips the step and counts it."""
+    checkpoint_every: int = 50
+    """Write a resumable checkpoint every this many steps (0: never)."""
+    deepspeed: str | None = None
+    """None: plain / DDP; "zero2", "zero3" (config/deepspeed/<name>.json) or a DeepSpeed JSON path."""
+    precision: str = "auto"
+    """"auto" = bf16 on CUDA, fp32 on CPU; "fp32"; "bf16" (CUDA only)."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in backward (CUDA only)."""
+    compile: bool = False
+    """torch.compile the language model (CUDA only)."""
+    micro_batch_size: int = 0
+    """Examples per forward/backward on a rank (gradient accumulation); 0 = all at once."""
 
     @classmethod
     def from_dict(cls, d: dict) -> "SFTConfig":
@@ -48,9 +71,18 @@ class SFTConfig:
         if unknown := sorted(set(d) - known):
             raise ConfigError(f"unknown SFT key(s) {unknown}; valid: {sorted(known)}")
         cfg = cls(**d)
-        if cfg.on_nan not in ("fail", "skip"):
+        if cfg.on_nan not in ON_NAN:
             raise ConfigError(f"sft.on_nan must be 'fail' or 'skip', got {cfg.on_nan!r}")
+        if cfg.checkpoint_every < 0:
+            raise ConfigError(f"sft.checkpoint_every must be >= 0, got {cfg.checkpoint_every}")
+        cfg.exec_config().validate("sft")
         return cfg
+
+    def exec_config(self) -> ExecConfig:
+        """The execution knobs of this stage."""
+        return ExecConfig(deepspeed=self.deepspeed, precision=self.precision,
+                          gradient_checkpointing=self.gradient_checkpointing, compile=self.compile,
+                          micro_batch_size=self.micro_batch_size)
 
 
 def lr_at(step: int, total: int, warmup: int, peak: float, floor: float = 0.1) -> float:
@@ -65,63 +97,157 @@ def lr_at(step: int, total: int, warmup: int, peak: float, floor: float = 0.1) -
     return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def per_rank(total: int, rt: Runtime, key: str) -> int:
+    """``total`` split evenly over ranks.
+
+    Raises:
+        ConfigError: ``total`` does not divide by the world size.
+    """
+    if total % rt.world_size:
+        raise ConfigError(f"{key} = {total} does not divide by the {rt.world_size} processes")
+    return total // rt.world_size
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """Move a collated batch to ``device`` (returned as is on CPU)."""
+    if device.type == "cpu":
+        return batch
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def nonfinite(loss: torch.Tensor, rt: Runtime) -> bool:
+    """True when ``loss`` is NaN/inf on any rank (every rank gets the same answer)."""
+    bad = not bool(torch.isfinite(loss.detach()).all())
+    return rt.any(bad) if rt.distributed else bad
+
+
+def _sft_step(eng: Engine, encoder: VideoPromptEncoder, prompts, targets, idx: list[int],
+              micro: int) -> tuple[float | None, int, float | None]:
+    """One optimizer step on examples ``idx``; returns (loss, response tokens, grad norm).
+
+    loss None: non-finite loss (nothing applied); grad norm None: non-finite gradients (nothing
+    applied).
+    """
+    rt = eng.rt
+    if micro >= len(idx):  # one forward/backward: the path every CPU run takes
+        batch = to_device(encoder.collate([prompts[i] for i in idx], [targets[i] for i in idx]), rt.device)
+        with eng.autocast():
+            loss = eng.model(**model_kwargs(batch), labels=batch["labels"]).loss
+        if nonfinite(loss, rt):
+            eng.zero_grad()
+            return None, 0, None
+        eng.backward(loss)
+        return loss.item(), int(batch["response_mask"].sum()), eng.step()
+    chunks = [idx[i:i + micro] for i in range(0, len(idx), micro)]
+    n_tok = sum(len(targets[i]) for i in idx)
+    total = 0.0
+    for k, chunk in enumerate(chunks):
+        batch = to_device(encoder.collate([prompts[i] for i in chunk], [targets[i] for i in chunk]), rt.device)
+        with eng.no_sync(last=k == len(chunks) - 1):
+            with eng.autocast():
+                loss = eng.model(**model_kwargs(batch), labels=batch["labels"],
+                                 num_items_in_batch=torch.tensor(n_tok, device=rt.device)).loss
+            if nonfinite(loss, rt):
+                if eng.ds is not None and k > 0:
+                    raise TrainingError("non-finite loss in a later micro-batch under DeepSpeed: the "
+                                        "accumulated step cannot be skipped; use micro_batch_size 0")
+                eng.zero_grad()
+                return None, 0, None
+            eng.backward(loss)
+        total += loss.item()
+    return total, n_tok, eng.step()
+
+
 def sft_train(model, encoder: VideoPromptEncoder, prompts: list[EncodedPrompt],
-              targets: list[torch.Tensor], cfg: SFTConfig, seed: int, log_path: Path | None = None,
-              desc: str = "sft") -> dict:
+              targets: list[torch.Tensor], cfg: SFTConfig, seed: int, log_path=None,
+              desc: str = "sft", *, ctx: TrainContext | None = None) -> dict:
     """Train ``model`` on (prompt, target) pairs with response-only cross-entropy.
 
     Args:
-        model: a Qwen-VL ``...ForConditionalGeneration`` (trained in place).
+        model: a Qwen-VL ``...ForConditionalGeneration`` (trained in place; under ZeRO-3 read the
+            weights through ``ctx.engines["policy"]``).
         prompts: encoded prompts, one per example.
         targets: token ids (S_r,) per example, end-of-turn included.
         cfg: hyper-parameters.
-        seed: seeds the batch sampler.
-        log_path: JSONL file receiving one record per step (loss, lr, tokens, seconds).
+        seed: seeds the batch sampler (rank r: ``seed + r * RANK_SEED_STRIDE``).
+        log_path: JSONL file receiving one record per step (used when ``ctx`` is None).
+        desc: stage name in logs and checkpoints.
+        ctx: process layout, logger, checkpointer and the checkpoint to resume (None: one
+            process, no checkpoints, log to ``log_path``).
 
     Returns:
-        Summary: steps, final_loss (mean of the last 10 steps), n_skipped_nan, seconds.
+        Summary: steps, final_loss (mean of the last 10 applied steps), n_skipped_nan, seconds,
+        and resumed_at (the step resumed from, when resumed).
 
     Raises:
-        TrainingError: no examples, or a non-finite loss under ``on_nan="fail"``.
+        TrainingError: no examples; a non-finite loss or gradient under ``on_nan="fail"``; every
+            step skipped.
     """
     if not prompts:
-        raise TrainingError("SFT got no training examples (empty selection?)")
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    model.train()
-    losses, n_nan, t0 = [], 0, time.time()
-    log_f = open(log_path, "a", encoding="utf-8") if log_path else None
+        raise TrainingError(f"{desc}: SFT got no training examples (empty selection?)")
+    own_ctx = ctx is None
+    if ctx is None:
+        ctx = TrainContext(rt=Runtime(), logger=StepLogger(log_path))
+    rt = ctx.rt
+    ex = cfg.exec_config()
+    n_rank = per_rank(cfg.batch_size, rt, f"{desc}.batch_size")
+    micro = min(ex.micro_batch_size or n_rank, n_rank)
+    gen = torch.Generator().manual_seed(seed + RANK_SEED_STRIDE * rt.rank)
+    eng = Engine(model, cfg.lr, cfg.weight_decay, cfg.grad_clip, rt, ex,
+                 micro_steps=math.ceil(n_rank / micro), batch_per_rank=n_rank, name="policy")
+    ctx.engines["policy"] = eng
+    start, n_nan, losses, elapsed = 0, 0, [], 0.0
+    if (res := ctx.resume_for(desc)) is not None:
+        eng.load_optimizer_state(res.load_optimizer("policy", rt, eng.sharded_optimizer))
+        restore_rng(*res.load_rng(rt), rt, sampler=gen)
+        start, n_nan = int(res.state["stage_step"]), int(res.state["n_skipped_nan"])
+        losses, elapsed = list(res.state.get("loss_tail", [])), float(res.state.get("seconds", 0.0))
+        log.info("%s: resuming at step %d/%d from %s", desc, start, cfg.steps, res.path)
+    eng.train()
+    t0 = time.time() - elapsed
     try:
-        for step in tqdm(range(cfg.steps), desc=desc, mininterval=5, disable=None):
-            idx = torch.randint(len(prompts), (cfg.batch_size,), generator=gen).tolist()
-            batch = encoder.collate([prompts[i] for i in idx], [targets[i] for i in idx])
+        for step in tqdm(range(start, cfg.steps), desc=desc, initial=start, total=cfg.steps,
+                         mininterval=5, disable=None if rt.is_main else True):
+            idx = torch.randint(len(prompts), (n_rank,), generator=gen).tolist()
             lr = lr_at(step, cfg.steps, cfg.warmup_steps, cfg.lr)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            loss = model(**model_kwargs(batch), labels=batch["labels"]).loss
-            if not torch.isfinite(loss):
+            eng.set_lr(lr)
+            loss, n_tok, norm = _sft_step(eng, encoder, prompts, targets, idx, micro)
+            if loss is None or norm is None:
+                what = "loss" if loss is None else "gradient norm"
                 if cfg.on_nan == "fail":
-                    raise TrainingError(f"{desc}: non-finite loss {loss.item()} at step {step}")
+                    raise TrainingError(f"{desc}: non-finite {what} at step {step} (on_nan: fail)")
                 n_nan += 1
-                opt.zero_grad(set_to_none=True)
-                continue
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            losses.append(loss.item())
-            if log_f:
-                log_f.write(json.dumps({"stage": desc, "step": step, "loss": losses[-1], "lr": lr,
-                                        "tokens": int(batch["response_mask"].sum()),
-                                        "seconds": round(time.time() - t0, 3)}) + "\n")
-                log_f.flush()
-            if step % max(1, cfg.steps // 10) == 0 or step == cfg.steps - 1:
-                log.info("%s step %d/%d loss %.4f lr %.2e (%.1f s)", desc, step, cfg.steps, losses[-1], lr,
-                         time.time() - t0)
+                log.warning("%s: non-finite %s at step %d: step skipped (%d so far)", desc, what, step, n_nan)
+            else:
+                if rt.distributed:
+                    loss, n_tok = rt.all_sum([loss / rt.world_size, float(n_tok)])
+                losses.append(loss)
+                ctx.logger.write({"stage": desc, "step": step, "global_step": ctx.global_offset + step,
+                                  "loss": loss, "lr": lr, "tokens": int(n_tok), "grad_norm": norm,
+                                  "seconds": round(time.time() - t0, 3)},
+                                 global_step=ctx.global_offset + step)
+                if step % max(1, cfg.steps // 10) == 0 or step == cfg.steps - 1:
+                    log.info("%s step %d/%d loss %.4f lr %.2e (%.1f s)", desc, step, cfg.steps, loss, lr,
+                             time.time() - t0)
+            done = step + 1
+            if ctx.checkpointer is not None and cfg.checkpoint_every and done % cfg.checkpoint_every == 0 \
+                    and done < cfg.steps:
+                state = {**ctx.base_state, "stage": desc, "stage_step": done, "n_skipped_nan": n_nan,
+                         "loss_tail": losses[-10:], "seconds": round(time.time() - t0, 3),
+                         "log_offset": ctx.logger.offset()}
+                ctx.checkpointer.save(ctx.global_offset + done, state, {"policy": eng},
+                                      {"policy": lambda d: eng.module.save_pretrained(d / "policy")},
+                                      capture_rng(rt, sampler=gen))
+            run_step_hooks(desc, step)
     finally:
-        if log_f:
-            log_f.close()
-    model.eval()
+        if own_ctx:
+            ctx.logger.close()
+    if cfg.steps > start and n_nan >= cfg.steps:
+        raise TrainingError(f"{desc}: all {cfg.steps} steps were skipped for non-finite values; nothing trained")
+    eng.eval()
     tail = losses[-10:]
-    return {"steps": cfg.steps, "final_loss": sum(tail) / max(1, len(tail)), "n_skipped_nan": n_nan,
-            "seconds": round(time.time() - t0, 2)}
+    out = {"steps": cfg.steps, "final_loss": sum(tail) / max(1, len(tail)), "n_skipped_nan": n_nan,
+           "seconds": round(time.time() - t0, 2), "world_size": rt.world_size}
+    if start:
+        out["resumed_at"] = start
+    return out

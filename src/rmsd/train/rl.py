@@ -1,18 +1,26 @@
 """Stage 2: adversarial RL distillation (paper section 3.8, Stage 2).
 
-Per step, for each of B prompts: N student rollouts; each rollout is paired with a pool response
-drawn from the matching distribution p (section 3.6); a discriminator (scalar value head on the last
-token of a model initialised from the Stage-1 checkpoint) is trained online with the
-quality-weighted Bradley-Terry loss; the composite reward
-``R = alpha * D + beta * R_outer + eta * R_task + delta * R_content`` is group-normalised (GRPO) and
-optimised with a PPO-clipped surrogate plus a low-variance KL penalty to the Stage-1 reference.
+Per step, for each of B prompts: N student rollouts; each rollout S_i is paired with a pool response
+T_m(i), m(i) ~ p (section 3.6); a discriminator (scalar value head on the last token of a model
+initialised from the Stage-1 checkpoint) scores both and is trained online with the
+quality-weighted Bradley-Terry loss ``q_m(i) * -log sigmoid(D(T_m(i)) - D(S_i))``; the composite
+reward ``R = alpha * D~ + beta * R_outer + eta * R_task + delta * R_content`` (D~ =
+sigmoid(D(S) - D(T_m)) by default, the raw D(S) as an option) is group-normalised over the N
+rollouts of a prompt (GRPO) and optimised with a PPO-clipped surrogate plus a low-variance KL
+penalty to the frozen Stage-1 reference. The first ``disc_warmup_steps`` steps train only the
+discriminator. ``mode="rule"`` drops the discriminator (alpha = 0): the "original SFT+RL" baseline.
 
-Dimension names: B prompts per step, N rollouts per prompt, S sequence (tokens), H hidden.
+Every step logs each reward component, the discriminator loss and accuracy (share of pairs with
+D(T) > D(S)), KL, clip fraction, response length and learning rates (JSONL, TensorBoard, progress
+bar). Prompts are split over ranks (each draws its own); logged values are means over ranks.
+
+Dimension names: B prompts per step, N rollouts per prompt, M = B*N pairs, S sequence (tokens),
+H hidden.
 """
 
 from __future__ import annotations
 
-import json
+import math
 import time
 from dataclasses import dataclass, field, fields
 
@@ -24,9 +32,18 @@ from tqdm import tqdm
 from rmsd.errors import ConfigError, TrainingError
 from rmsd.models.inputs import EncodedPrompt, VideoPromptEncoder, generate, model_kwargs, response_logprobs
 from rmsd.tasks import is_closed
+from rmsd.train.checkpoint import capture_rng, restore_rng
+from rmsd.train.context import StepLogger, TrainContext, run_step_hooks
+from rmsd.train.dist import Runtime
+from rmsd.train.engine import Engine, ExecConfig, use_bf16
+from rmsd.train.loop import ON_NAN, RANK_SEED_STRIDE, nonfinite, per_rank, to_device
+from rmsd.utils import get_logger
+
+log = get_logger(__name__)
 
 D_SCORES = ("sigmoid_diff", "raw")
 STAGE2_MODES = ("adversarial", "rule")
+ON_EMPTY_POOL = ("fail", "skip")
 
 
 @dataclass
@@ -36,11 +53,11 @@ class RLConfig:
     steps: int = 40
     """Policy-update steps (after the discriminator warm-up)."""
     prompts_per_step: int = 4
-    """B: prompts per step."""
+    """B: prompts per step over all ranks (each rank takes B / world_size)."""
     rollouts: int = 8
     """N: student rollouts per prompt (paper: 8)."""
     lr: float = 1e-4
-    """Policy AdamW learning rate (paper: 1e-6 at 4B scale)."""
+    """Policy AdamW learning rate, constant (paper: 1e-6 at 4B scale)."""
     disc_lr: float = 1e-3
     """Discriminator AdamW learning rate (paper default 1e-6 at 4B scale)."""
     kl_coef: float = 0.001
@@ -56,7 +73,7 @@ class RLConfig:
     disc_warmup_steps: int = 10
     """Discriminator-only steps before any policy update (GAD critic_warmup)."""
     grad_clip: float = 0.2
-    """Policy gradient-norm clip (GAD: 0.2)."""
+    """Gradient-norm clip of the policy and of the discriminator (GAD: 0.2 for both)."""
     alpha: float = 0.4
     """Weight of the discriminator score D."""
     beta: float = 0.1
@@ -68,7 +85,22 @@ class RLConfig:
     d_score: str = "sigmoid_diff"
     """"sigmoid_diff": sigmoid(D(S) - D(T_m)) in [0, 1]; "raw": D(S) (GAD)."""
     on_nan: str = "fail"
-    """Non-finite loss: "fail" raises, "skip" skips the update and counts it."""
+    """Non-finite loss, score or gradient: "fail" raises, "skip" skips the update and counts it."""
+    on_empty_pool: str = "fail"
+    """An example with no usable pool response (adversarial mode): "fail" raises, "skip" drops it
+    and counts it."""
+    checkpoint_every: int = 10
+    """Write a resumable checkpoint every this many Stage-2 steps (warm-up included; 0: never)."""
+    deepspeed: str | None = None
+    """None: plain / DDP; "zero2", "zero3" or a DeepSpeed JSON path (policy and discriminator)."""
+    precision: str = "auto"
+    """"auto" = bf16 on CUDA, fp32 on CPU; "fp32"; "bf16" (CUDA only)."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in backward (CUDA only)."""
+    compile: bool = False
+    """torch.compile the language models (CUDA only)."""
+    micro_batch_size: int = 0
+    """Sequences per forward/backward on a rank (policy: rollouts; discriminator: pairs); 0 = all."""
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -80,9 +112,22 @@ class RLConfig:
         cfg = cls(**d)
         if cfg.d_score not in D_SCORES:
             raise ConfigError(f"rl.d_score must be one of {D_SCORES}, got {cfg.d_score!r}")
-        if cfg.on_nan not in ("fail", "skip"):
+        if cfg.on_nan not in ON_NAN:
             raise ConfigError(f"rl.on_nan must be 'fail' or 'skip', got {cfg.on_nan!r}")
+        if cfg.on_empty_pool not in ON_EMPTY_POOL:
+            raise ConfigError(f"rl.on_empty_pool must be 'fail' or 'skip', got {cfg.on_empty_pool!r}")
+        if cfg.rollouts < 1 or cfg.prompts_per_step < 1:
+            raise ConfigError("rl.rollouts and rl.prompts_per_step must be >= 1")
+        if cfg.checkpoint_every < 0:
+            raise ConfigError(f"rl.checkpoint_every must be >= 0, got {cfg.checkpoint_every}")
+        cfg.exec_config().validate("rl")
         return cfg
+
+    def exec_config(self) -> ExecConfig:
+        """The execution knobs of this stage."""
+        return ExecConfig(deepspeed=self.deepspeed, precision=self.precision,
+                          gradient_checkpointing=self.gradient_checkpointing, compile=self.compile,
+                          micro_batch_size=self.micro_batch_size)
 
 
 class Discriminator(torch.nn.Module):
@@ -102,9 +147,9 @@ class Discriminator(torch.nn.Module):
         torch.nn.init.zeros_(self.head.bias)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Scores (B,) for a left-padded batch: the head applied at the last position."""
+        """Scores (B,) for a left-padded batch: the head applied at the last position (float32)."""
         h = self.backbone(**model_kwargs(batch)).last_hidden_state  # (B, S, H)
-        return self.head(h[:, -1]).squeeze(-1)
+        return self.head(h[:, -1]).squeeze(-1).float()
 
 
 def bt_loss(d_teacher: torch.Tensor, d_student: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -127,6 +172,19 @@ def composite_reward(d: np.ndarray, r_outer: np.ndarray, r_task: np.ndarray, r_c
     [0.5]
     """
     return alpha * d + beta * r_outer + eta * r_task + delta * r_content
+
+
+def d_reward(d_student: np.ndarray, d_teacher: np.ndarray, how: str) -> np.ndarray:
+    """The discriminator term of the reward: sigmoid(D(S) - D(T_m)) or the raw D(S).
+
+    >>> d_reward(np.array([0.0, 2.0]), np.array([0.0, 2.0]), "sigmoid_diff").tolist()
+    [0.5, 0.5]
+    >>> d_reward(np.array([1.5]), np.array([0.0]), "raw").tolist()
+    [1.5]
+    """
+    if how == "raw":
+        return d_student.astype(np.float64)
+    return 1.0 / (1.0 + np.exp(-(d_student.astype(np.float64) - d_teacher)))
 
 
 def grpo_advantages(rewards: np.ndarray, eps: float = 1e-6) -> np.ndarray:
@@ -175,9 +233,35 @@ class RLExample:
     pool_p: np.ndarray
 
 
+def check_pool(e: RLExample) -> str | None:
+    """Why ``e``'s pool cannot be sampled from (None when it can)."""
+    if not e.pool_texts:
+        return "empty pool"
+    p = np.asarray(e.pool_p, dtype=float)
+    if len(p) != len(e.pool_texts) or len(e.pool_q) != len(e.pool_texts):
+        return "pool texts, q and p differ in length"
+    if not np.all(np.isfinite(p)) or (p < 0).any() or p.sum() <= 0:
+        return f"matching distribution p = {p.tolist()} is not a distribution"
+    return None
+
+
+def _chunks(n: int, size: int) -> list[slice]:
+    size = n if size <= 0 else min(size, n)
+    return [slice(i, min(n, i + size)) for i in range(0, n, size)]
+
+
+def _sub(batch: dict[str, torch.Tensor], sl: slice, prompts: list[EncodedPrompt]) -> dict:
+    """Rows ``sl`` of a collated batch (pixel rows follow the prompts' patch counts)."""
+    offs = np.cumsum([0] + [int(p.grid_thw.prod()) for p in prompts])
+    out = {k: v[sl] for k, v in batch.items() if k not in ("pixel_values_videos", "video_grid_thw")}
+    out["video_grid_thw"] = batch["video_grid_thw"][sl]
+    out["pixel_values_videos"] = batch["pixel_values_videos"][offs[sl.start]:offs[sl.stop]]
+    return out
+
+
 def rl_train(policy, ref, disc: Discriminator | None, encoder: VideoPromptEncoder,
              examples: list[RLExample], cfg: RLConfig, mode: str, reward_fn, seed: int,
-             log_path=None) -> dict:
+             log_path=None, *, ctx: TrainContext | None = None) -> dict:
     """Run Stage 2 in place on ``policy``.
 
     Args:
@@ -187,12 +271,17 @@ def rl_train(policy, ref, disc: Discriminator | None, encoder: VideoPromptEncode
             only, the "original SFT+RL" baseline).
         examples: Stage-2 inputs with their pools.
         reward_fn: ``(text, item) -> (r_outer, r_task, r_content)``, each in [0, 1].
-        seed: seeds prompt sampling, pool matching and rollouts.
-        log_path: JSONL receiving one record per step: every reward component, discriminator loss
-            and accuracy (share of pairs with D(T) > D(S)), KL, response length, learning rates.
+        seed: seeds prompt sampling, pool matching and rollouts (rank r: + r * RANK_SEED_STRIDE).
+        log_path: JSONL receiving one record per step (used when ``ctx`` is None).
+        ctx: process layout, logger, checkpointer, resume point (None: one process, no checkpoints).
 
     Returns:
-        Summary of the run (steps, final means, n_skipped_nan, seconds).
+        Summary of the run (steps, d_score used, final means, n_skipped_nan, seconds).
+
+    Raises:
+        ConfigError: unknown mode.
+        TrainingError: no examples; an unusable pool in adversarial mode; a non-finite value under
+            ``on_nan="fail"``; every policy step skipped.
     """
     if mode not in STAGE2_MODES:
         raise ConfigError(f"stage2 mode must be one of {STAGE2_MODES}, got {mode!r}")
@@ -200,92 +289,264 @@ def rl_train(policy, ref, disc: Discriminator | None, encoder: VideoPromptEncode
         raise TrainingError("Stage 2 got no examples (every pool empty after filtering?)")
     if mode == "adversarial" and disc is None:
         raise TrainingError("adversarial Stage 2 needs a discriminator")
-    rng = np.random.default_rng(seed)
-    torch.manual_seed(seed)
+    if mode == "adversarial":
+        for e in examples:
+            if (why := check_pool(e)) is not None:
+                raise TrainingError(f"Stage 2: item {e.item.get('id')!r}: {why} (set rl.on_empty_pool: "
+                                    "skip to drop such items)")
+    own_ctx = ctx is None
+    if ctx is None:
+        ctx = TrainContext(rt=Runtime(), logger=StepLogger(log_path))
+    rt = ctx.rt
+    ex = cfg.exec_config()
+    N = cfg.rollouts
+    B = min(per_rank(cfg.prompts_per_step, rt, "rl.prompts_per_step"), len(examples))
+    M = B * N
+    rng = np.random.default_rng(seed + RANK_SEED_STRIDE * rt.rank)
+    torch.manual_seed(seed + RANK_SEED_STRIDE * rt.rank)
     alpha = cfg.alpha if mode == "adversarial" else 0.0
-    opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=0.0)
-    d_opt = torch.optim.AdamW(disc.parameters(), lr=cfg.disc_lr) if disc is not None else None
+    pol = Engine(policy, cfg.lr, 0.0, cfg.grad_clip, rt, ex, name="policy", batch_per_rank=M,
+                 micro_steps=len(_chunks(M, ex.micro_batch_size)))
+    dsc = None
+    if disc is not None:
+        dsc = Engine(disc, cfg.disc_lr, 0.0, cfg.grad_clip, rt, ex, name="disc", batch_per_rank=M,
+                     micro_steps=len(_chunks(M, ex.micro_batch_size)))
+    ctx.engines.update(policy=pol, **({"disc": dsc} if dsc is not None else {}))
+    ref.to(rt.device)
+    if use_bf16(ex, rt):
+        ref.to(torch.bfloat16)
     ref.eval()
+    for p in ref.parameters():
+        p.requires_grad_(False)
     n_warm = cfg.disc_warmup_steps if disc is not None else 0
     total = n_warm + cfg.steps
-    t0, n_nan, last = time.time(), 0, {}
-    log_f = open(log_path, "a", encoding="utf-8") if log_path else None
+    start, n_nan, n_nan_disc, elapsed, last = 0, 0, 0, 0.0, {}
+    if (res := ctx.resume_for("stage2")) is not None:
+        pol.load_optimizer_state(res.load_optimizer("policy", rt, pol.sharded_optimizer))
+        if dsc is not None:
+            dsc.load_optimizer_state(res.load_optimizer("disc", rt, dsc.sharded_optimizer))
+        restore_rng(*res.load_rng(rt), rt, np_rng=rng)
+        start, n_nan = int(res.state["stage_step"]), int(res.state["n_skipped_nan"])
+        n_nan_disc, elapsed = int(res.state.get("n_skipped_nan_disc", 0)), float(res.state.get("seconds", 0.0))
+        last = dict(res.state.get("last", {}))
+        log.info("stage2: resuming at step %d/%d from %s", start, total, res.path)
+    synced = pol.zero_stage == 3 and rt.distributed
+    t0 = time.time() - elapsed
+    bar = tqdm(range(start, total), desc=f"rl-{mode}", initial=start, total=total, mininterval=5,
+               disable=None if rt.is_main else True)
     try:
-        for step in tqdm(range(total), desc=f"rl-{mode}", mininterval=5, disable=None):
-            chosen = rng.choice(len(examples), size=min(cfg.prompts_per_step, len(examples)), replace=False)
+        for step in bar:
+            chosen = rng.choice(len(examples), size=B, replace=False)
             exs = [examples[i] for i in chosen]
-            N = cfg.rollouts
-            policy.eval()
-            groups = generate(policy, encoder, [e.prompt for e in exs], n=N, do_sample=True,
-                              max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
-                              top_p=1.0, top_k=0)
+            pol.eval()
+            with pol.generation_context():
+                groups = generate(pol.module, encoder, [e.prompt for e in exs], n=N, do_sample=True,
+                                  max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
+                                  top_p=1.0, top_k=0, device=rt.device, synced_gpus=synced)
             prompts_rep = [e.prompt for e in exs for _ in range(N)]
             resp_ids = [torch.tensor(g["ids"] or [encoder.eos_id], dtype=torch.long)
                         for grp in groups for g in grp]
             texts = [g["text"] for grp in groups for g in grp]
-            batch_s = encoder.collate(prompts_rep, resp_ids)
             rules = np.array([reward_fn(t, e.item) for e, grp in zip(exs, groups) for t in
                               (g["text"] for g in grp)], dtype=np.float64).reshape(-1, 3)
-            rec = {"step": step, "phase": "disc_warmup" if step < n_warm else "policy",
-                   "r_outer": rules[:, 0].mean(), "r_task": rules[:, 1].mean(),
-                   "r_content": rules[:, 2].mean(),
-                   "response_len": float(np.mean([len(r) for r in resp_ids])),
-                   "lr": cfg.lr, "disc_lr": cfg.disc_lr if disc is not None else None}
-            d_term = np.zeros(len(texts))
-            if disc is not None:
+            phase = "disc_warmup" if step < n_warm else "policy"
+            stats = {"r_outer": rules[:, 0].mean(), "r_task": rules[:, 1].mean(),
+                     "r_content": rules[:, 2].mean(),
+                     "response_len": float(np.mean([len(r) for r in resp_ids])),
+                     "truncated": float(np.mean([g["finish_reason"] == "length" for grp in groups for g in grp]))}
+            d_term = np.zeros(M)
+            skip_policy = False
+            if dsc is not None:
                 matched = [int(rng.choice(len(e.pool_texts), p=e.pool_p)) for e in exs for _ in range(N)]
                 ex_rep = [e for e in exs for _ in range(N)]
-                t_texts = [e.pool_texts[m] for e, m in zip(ex_rep, matched)]
+                t_ids = encoder.tokenize_responses([e.pool_texts[m] for e, m in zip(ex_rep, matched)])
                 w = torch.tensor([float(e.pool_q[m]) if is_closed(e.item["task_type"]) else 1.0
-                                  for e, m in zip(ex_rep, matched)])
-                batch_t = encoder.collate(prompts_rep, encoder.tokenize_responses(t_texts))
-                disc.train()
-                d_s, d_t = disc(batch_s), disc(batch_t)
-                loss_d = bt_loss(d_t, d_s, w)
-                d_opt.zero_grad(set_to_none=True)
-                loss_d.backward()
-                d_opt.step()
-                d_s_np, d_t_np = d_s.detach().numpy(), d_t.detach().numpy()
-                d_term = (1 / (1 + np.exp(-(d_s_np - d_t_np)))) if cfg.d_score == "sigmoid_diff" else d_s_np
-                rec.update(disc_loss=loss_d.item(), disc_acc=float(np.mean(d_t_np > d_s_np)),
-                           d_student=float(d_s_np.mean()), d_teacher=float(d_t_np.mean()),
-                           d_score=float(d_term.mean()))
+                                  for e, m in zip(ex_rep, matched)], device=rt.device)
+                d_s, d_t, d_loss, d_norm = _disc_step(dsc, encoder, prompts_rep, resp_ids, t_ids, w)
+                if d_loss is None or d_norm is None:
+                    what = "discriminator score/loss" if d_loss is None else "discriminator gradient"
+                    if cfg.on_nan == "fail":
+                        raise TrainingError(f"Stage 2: non-finite {what} at step {step} (on_nan: fail)")
+                    n_nan_disc += 1
+                    skip_policy = d_loss is None  # no usable D term for the reward either
+                    log.warning("stage2: non-finite %s at step %d: skipped (%d so far)", what, step, n_nan_disc)
+                if d_s is not None:
+                    d_term = d_reward(d_s, d_t, cfg.d_score)
+                    stats.update(disc_loss=d_loss if d_loss is not None else float("nan"),
+                                 disc_acc=float(np.mean(d_t > d_s)), d_student=float(d_s.mean()),
+                                 d_teacher=float(d_t.mean()), d_score=float(d_term.mean()),
+                                 disc_grad_norm=d_norm if d_norm is not None else float("nan"))
             rewards = composite_reward(d_term, rules[:, 0], rules[:, 1], rules[:, 2], alpha,
                                        cfg.beta, cfg.eta, cfg.delta)
-            rec["reward"] = float(rewards.mean())
-            if step >= n_warm:
-                adv = torch.tensor(grpo_advantages(rewards.reshape(len(exs), N)).reshape(-1),
-                                   dtype=torch.float32)
-                policy.train()
-                with torch.no_grad():
-                    old_logp = response_logprobs(policy, batch_s)
-                    ref_logp = response_logprobs(ref, batch_s)
-                mask = batch_s["response_mask"][:, 1:]
-                for _ in range(cfg.ppo_epochs):
-                    logp = response_logprobs(policy, batch_s)
-                    pg = ppo_clip_loss(logp, old_logp, adv[:, None], cfg.clip_eps)
-                    kl = low_var_kl(logp, ref_logp)
-                    loss = masked_mean(pg + cfg.kl_coef * kl, mask)
-                    if not torch.isfinite(loss):
-                        if cfg.on_nan == "fail":
-                            raise TrainingError(f"Stage 2: non-finite policy loss at step {step}")
-                        n_nan += 1
-                        break
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip)
-                    opt.step()
-                rec.update(policy_loss=loss.item(), kl=masked_mean(kl.detach(), mask).item())
-            rec["seconds"] = round(time.time() - t0, 3)
-            last = rec
-            if log_f:
-                log_f.write(json.dumps({k: (float(v) if isinstance(v, np.floating) else v)
-                                        for k, v in rec.items()}) + "\n")
-                log_f.flush()
+            stats["reward"] = float(rewards.mean())
+            stats["reward_std"] = float(rewards.reshape(B, N).std(axis=1).mean())
+            if step >= n_warm and not skip_policy:
+                adv = grpo_advantages(rewards.reshape(B, N)).reshape(-1)
+                pstats = _policy_step(pol, ref, encoder, prompts_rep, resp_ids, adv, cfg)
+                if pstats is None:
+                    if cfg.on_nan == "fail":
+                        raise TrainingError(f"Stage 2: non-finite policy loss or gradient at step {step} "
+                                            "(on_nan: fail)")
+                    n_nan += 1
+                    log.warning("stage2: non-finite policy loss/gradient at step %d: skipped (%d so far)",
+                                step, n_nan)
+                else:
+                    stats.update(pstats)
+            elif skip_policy and step >= n_warm:
+                n_nan += 1
+            keys = sorted(stats)
+            vals = rt.all_mean([float(stats[k]) for k in keys]) if rt.distributed else [float(stats[k]) for k in keys]
+            rec = {"stage": "stage2", "step": step, "global_step": ctx.global_offset + step, "phase": phase,
+                   **dict(zip(keys, vals)), "lr": cfg.lr, "disc_lr": cfg.disc_lr if dsc is not None else None,
+                   "seconds": round(time.time() - t0, 3)}
+            last = {k: v for k, v in rec.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+                    and math.isfinite(v)}
+            ctx.logger.write(rec, global_step=ctx.global_offset + step)
+            if rt.is_main and "reward" in rec:
+                bar.set_postfix(reward=f"{rec['reward']:.3f}", d_acc=f"{rec.get('disc_acc', float('nan')):.2f}",
+                                refresh=False)
+            if step % max(1, total // 10) == 0 or step == total - 1:
+                log.info("stage2 step %d/%d %s reward %.3f disc_acc %s kl %s (%.1f s)", step, total, phase,
+                         rec["reward"], _fmt(rec.get("disc_acc")), _fmt(rec.get("kl")), time.time() - t0)
+            done = step + 1
+            if ctx.checkpointer is not None and cfg.checkpoint_every and done % cfg.checkpoint_every == 0 \
+                    and done < total:
+                state = {**ctx.base_state, "stage": "stage2", "stage_step": done, "n_skipped_nan": n_nan,
+                         "n_skipped_nan_disc": n_nan_disc, "seconds": round(time.time() - t0, 3),
+                         "log_offset": ctx.logger.offset(), "last": last}
+                engines = {"policy": pol, **({"disc": dsc} if dsc is not None else {})}
+                savers = {"policy": lambda d: pol.module.save_pretrained(d / "policy")}
+                if dsc is not None:
+                    savers["disc"] = lambda d: save_discriminator(dsc.module, d / "disc.safetensors")
+                ctx.checkpointer.save(ctx.global_offset + done, state, engines, savers, capture_rng(rt, np_rng=rng))
+            run_step_hooks("stage2", step)
     finally:
-        if log_f:
-            log_f.close()
-    policy.eval()
-    return {"steps": cfg.steps, "disc_warmup_steps": n_warm, "mode": mode, "n_skipped_nan": n_nan,
-            "seconds": round(time.time() - t0, 2),
-            "last": {k: v for k, v in last.items() if isinstance(v, (int, float))}}
+        bar.close()
+        if own_ctx:
+            ctx.logger.close()
+    if cfg.steps > 0 and n_nan >= cfg.steps:
+        raise TrainingError(f"Stage 2: all {cfg.steps} policy steps were skipped for non-finite values")
+    pol.eval()
+    return {"steps": cfg.steps, "disc_warmup_steps": n_warm, "mode": mode, "d_score": cfg.d_score,
+            "alpha": alpha, "n_skipped_nan": n_nan, "n_skipped_nan_disc": n_nan_disc,
+            "world_size": rt.world_size, "seconds": round(time.time() - t0, 2),
+            "last": last, **({"resumed_at": start} if start else {})}
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def _disc_step(dsc: Engine, encoder: VideoPromptEncoder, prompts_rep: list[EncodedPrompt],
+               s_ids: list[torch.Tensor], t_ids: list[torch.Tensor], w: torch.Tensor):
+    """Score student/teacher pairs and update the discriminator with the weighted BT loss.
+
+    Each micro-batch holds matching pairs (student and teacher of the same i), scored in one
+    forward (one forward per backward, as DDP needs).
+
+    Returns:
+        (d_s, d_t, loss, grad_norm): scores (M,) as NumPy before the update, the loss, the norm.
+        All None when a score or the loss is non-finite on any rank (nothing applied); grad_norm
+        alone None when the gradients are (nothing applied, the scores stay usable).
+    """
+    rt = dsc.rt
+    M = len(prompts_rep)
+    parts = _chunks(M, dsc.ex.micro_batch_size)
+    d_s, d_t, total = [], [], 0.0
+    dsc.train()
+    for k, sl in enumerate(parts):
+        pr = prompts_rep[sl]
+        batch = to_device(encoder.collate(pr + pr, s_ids[sl] + t_ids[sl]), rt.device)
+        with dsc.no_sync(last=k == len(parts) - 1):
+            with dsc.autocast():
+                scores = dsc.model(batch)
+            n = sl.stop - sl.start
+            ds, dt = scores[:n], scores[n:]
+            loss = (w[sl] * -F.logsigmoid(dt - ds)).sum() / M  # chunk share of bt_loss over all M
+            if nonfinite(loss, rt):
+                if dsc.ds is not None and k > 0:
+                    raise TrainingError("non-finite discriminator loss in a later micro-batch under "
+                                        "DeepSpeed cannot be skipped; use micro_batch_size 0")
+                dsc.zero_grad()
+                return None, None, None, None
+            dsc.backward(loss)
+        d_s.append(ds.detach())
+        d_t.append(dt.detach())
+        total += loss.item()
+    norm = dsc.step()
+    return (torch.cat(d_s).float().cpu().numpy(), torch.cat(d_t).float().cpu().numpy(), total, norm)
+
+
+def _policy_step(pol: Engine, ref, encoder: VideoPromptEncoder, prompts_rep: list[EncodedPrompt],
+                 resp_ids: list[torch.Tensor], adv: np.ndarray, cfg: RLConfig) -> dict | None:
+    """PPO-clipped GRPO update with the low_var_kl penalty; None when a loss/gradient is non-finite.
+
+    With one PPO epoch the behaviour log-probs equal the current ones (same weights, same inputs),
+    so they are taken from the same forward (detached) instead of a second pass.
+    """
+    rt = pol.rt
+    batch = encoder.collate(prompts_rep, resp_ids)
+    M = len(prompts_rep)
+    parts = _chunks(M, pol.ex.micro_batch_size)
+    adv_t = torch.tensor(adv, dtype=torch.float32, device=rt.device)
+    n_tok = float(batch["response_mask"][:, 1:].sum().clamp(min=1))
+    subs = [to_device(_sub(batch, sl, prompts_rep), rt.device) for sl in parts] if len(parts) > 1 \
+        else [to_device(batch, rt.device)]
+    with torch.no_grad(), pol.autocast():
+        ref_lp = [response_logprobs(ref, b) for b in subs]
+        old_lp = [response_logprobs(pol.module, b) for b in subs] if cfg.ppo_epochs > 1 else None
+    pol.train()
+    out = {}
+    for _ in range(cfg.ppo_epochs):
+        pg_sum = kl_sum = clip_sum = loss_sum = 0.0
+        for k, (sl, b) in enumerate(zip(parts, subs)):
+            with pol.no_sync(last=k == len(parts) - 1):
+                with pol.autocast():
+                    logp = response_logprobs(pol.model, b)
+                old = old_lp[k] if old_lp is not None else logp.detach()
+                mask = b["response_mask"][:, 1:].to(logp.dtype)
+                pg = ppo_clip_loss(logp, old, adv_t[sl][:, None], cfg.clip_eps)
+                kl = low_var_kl(logp, ref_lp[k])
+                loss = ((pg + cfg.kl_coef * kl) * mask).sum() / n_tok  # token-mean over all M rollouts
+                if nonfinite(loss, rt):
+                    if pol.ds is not None and k > 0:
+                        raise TrainingError("non-finite policy loss in a later micro-batch under DeepSpeed "
+                                            "cannot be skipped; use micro_batch_size 0")
+                    pol.zero_grad()
+                    return None
+                pol.backward(loss)
+            with torch.no_grad():
+                ratio = torch.exp(logp.detach() - old)
+                clipped = ((ratio - 1).abs() > cfg.clip_eps).to(mask.dtype)
+                pg_sum += float((pg.detach() * mask).sum())
+                kl_sum += float((kl.detach() * mask).sum())
+                clip_sum += float((clipped * mask).sum())
+                loss_sum += float(loss.detach())
+        norm = pol.step()
+        if norm is None:
+            return None
+        out = {"policy_loss": loss_sum, "pg_loss": pg_sum / n_tok, "kl": kl_sum / n_tok,
+               "clip_frac": clip_sum / n_tok, "grad_norm": norm}
+    return out
+
+
+def save_discriminator(disc: torch.nn.Module, path) -> None:
+    """Write the discriminator's weights (backbone + head) as safetensors.
+
+    Tensors are copied out first: under ZeRO they are views into flat buffers, which safetensors
+    refuses to write.
+    """
+    from safetensors.torch import save_file
+
+    save_file({k: v.detach().to("cpu", copy=True).contiguous() for k, v in disc.state_dict().items()},
+              str(path))
+
+
+def load_discriminator(disc: torch.nn.Module, path) -> None:
+    """Load weights written by :func:`save_discriminator` (strict: every key must match)."""
+    from safetensors.torch import load_file
+
+    try:
+        disc.load_state_dict(load_file(str(path)), strict=True)
+    except RuntimeError as e:
+        raise TrainingError(f"{path}: discriminator weights do not match this model: {e}") from e

@@ -1,13 +1,22 @@
 """Train one variant: Stage 1 (SFT on selected targets) then Stage 2 (adversarial or rule RL).
 
-Reads the resolved variant config written by the ``train_config`` rule; writes the final policy with
-``save_pretrained`` (safetensors), ``train_log.jsonl``, ``summary.json`` and ``config.resolved.yaml``
-into a temporary directory renamed over ``out_dir`` at the end.
+Reads the resolved variant config written by the ``train_config`` rule. Everything is written into
+``<out>.tmp/`` and renamed over ``<out>`` only at the end: the final policy (``save_pretrained``,
+safetensors), ``train_log.jsonl``, ``tb/`` (TensorBoard), ``summary.json`` and
+``config.resolved.yaml``.
+
+Resume: ``<out>.tmp/checkpoints/`` holds the newest ``step_N/`` checkpoint and, once Stage 1 is done
+and Stage 2 follows, ``stage1_final/`` (the Stage-1 weights: Stage 2's reference and discriminator
+initialisation). A rerun with the same ``--out`` and the same config continues from there; with a
+different config it starts afresh. The same code runs in every process of a
+torchrun/accelerate/deepspeed launch; rank 0 writes the shared files.
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import os
 import shutil
 from pathlib import Path
 
@@ -20,15 +29,30 @@ from rmsd.models.factory import load_model
 from rmsd.models.inputs import VideoPromptEncoder
 from rmsd.scoring import ScoringConfig, score_response
 from rmsd.tasks import is_closed
+from rmsd.train.checkpoint import CHECKPOINT_DIR, STAGE1_FINAL, Checkpoint, Checkpointer, _fsync_dir
+from rmsd.train.context import StepLogger, TrainContext
 from rmsd.train.data import load_items_with_frames
+from rmsd.train.dist import Runtime, init_runtime
 from rmsd.train.loop import SFTConfig, sft_train
-from rmsd.train.rl import Discriminator, RLConfig, RLExample, rl_train
+from rmsd.train.rl import Discriminator, RLConfig, RLExample, check_pool, load_discriminator, rl_train
 from rmsd.utils import get_logger, seed_everything, set_threads
 
 log = get_logger(__name__)
 
 REQUIRED_KEYS = ("student_init", "selection", "items", "frames", "template", "scoring", "stage1",
                  "stage2", "seed")
+RUNTIME_KEYS = ("threads",)
+"""Config keys that may change between a run and its resumption."""
+STAGE1_KEYS = ("enabled", "sft", "on_missing_frames")
+
+
+def load_weights(path: str | Path):
+    """A model (no processor) from a ``save_pretrained`` directory: safetensors only, fp32."""
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    return AutoModelForImageTextToText.from_pretrained(path, dtype=torch.float32, local_files_only=True,
+                                                       use_safetensors=True)
 
 
 def make_reward_fn(scoring: ScoringConfig):
@@ -45,66 +69,254 @@ def make_reward_fn(scoring: ScoringConfig):
     return reward
 
 
-def train_variant(cfg: dict, out_dir: str) -> dict:
-    """Run Stage 1 and Stage 2 as ``cfg`` says and save the student to ``out_dir``.
+def _same_run(cfg: dict, path: Path) -> bool:
+    """True when ``path`` (a config.resolved.yaml) describes the same run as ``cfg``."""
+    if not path.exists():
+        return False
+    try:
+        old = yaml.safe_load(path.read_text())
+    except yaml.YAMLError:
+        return False
+
+    def strip(d):
+        return {k: v for k, v in (d or {}).items() if k not in RUNTIME_KEYS}
+
+    return strip(old) == strip(json.loads(json.dumps(cfg)))
+
+
+def input_fingerprint(cfg: dict) -> dict:
+    """Size and modification time of every input file, so a resumed run can tell stale state."""
+    paths = [Path(cfg["selection"]), Path(cfg["items"]), Path(cfg["frames"]) / "manifest.jsonl"]
+    init = Path(cfg["student_init"])
+    paths += sorted(init.glob("*.json")) + sorted(init.glob("*.safetensors"))
+    out = {}
+    for p in paths:
+        st = p.stat() if p.exists() else None
+        out[str(p)] = [st.st_size, st.st_mtime_ns] if st else None
+    return out
+
+
+FINGERPRINT_FILE = "inputs.fingerprint.json"
+
+
+def _prepare_tmp(cfg: dict, tmp: Path, rt: Runtime) -> bool:
+    """Create or reuse ``tmp`` (rank 0); returns True on every rank when resuming is possible.
+
+    Resuming needs checkpoints, the same config (``threads`` aside) and unchanged inputs.
+    """
+    resume = False
+    if rt.is_main:
+        fp = input_fingerprint(cfg)
+        fp_path = tmp / FINGERPRINT_FILE
+        resume = ((tmp / CHECKPOINT_DIR).is_dir() and _same_run(cfg, tmp / "config.resolved.yaml")
+                  and fp_path.exists() and json.loads(fp_path.read_text()) == json.loads(json.dumps(fp)))
+        if not resume:
+            if tmp.exists():
+                log.info("%s: no resumable state for this config and inputs; starting afresh", tmp)
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            (tmp / "config.resolved.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+            atomic_write_json(fp_path, fp)
+    return bool(rt.broadcast(resume))
+
+
+def _load_selection(cfg: dict, rt: Runtime) -> tuple[list[dict], list[dict], list, list, dict]:
+    """Selected records with their items, frames and manifest records; counts of what was dropped.
 
     Raises:
-        ConfigError: a required key is missing.
-        DataError / TrainingError: the selection is empty or names unknown items.
+        DataError: a record names an unknown item, lacks frames, or has an empty pool / no SFT
+            target, under the "fail" policies.
+        TrainingError: nothing is left to train on.
+    """
+    selection = read_jsonl(cfg["selection"], required=("item_id", "sft_target", "pool"))
+    if not selection:
+        raise TrainingError(f"{cfg['selection']}: no item survived selection; nothing to train on")
+    on_missing = cfg["stage1"].get("on_missing_frames", cfg.get("on_missing_frames", "fail"))
+    on_empty = cfg["stage2"].get("rl", {}).get("on_empty_pool", "fail")
+    ids = {r["item_id"] for r in selection}
+    items, frames, _, metas = load_items_with_frames(cfg["items"], cfg["frames"], on_missing="skip",
+                                                     only=ids, with_meta=True)
+    by_id = {it["id"]: (it, fr, m) for it, fr, m in zip(items, frames, metas)}
+    known = {it["id"] for it in read_jsonl(cfg["items"], required=("id",))}
+    kept, counts = [], {"n_missing_frames": 0, "n_empty_pool": 0}
+    for lineno, rec in enumerate(selection, 1):
+        where = f"{cfg['selection']}:{lineno}: item {rec['item_id']!r}"
+        if rec["item_id"] not in known:
+            raise DataError(f"{where} not in {cfg['items']}")
+        if rec["item_id"] not in by_id:
+            if on_missing == "fail":
+                raise DataError(f"{where} has no frames in {cfg['frames']}/manifest.jsonl (set "
+                                "stage1.on_missing_frames: skip to leave it out)")
+            counts["n_missing_frames"] += 1
+            continue
+        if not rec["pool"] or not isinstance(rec["sft_target"], str) or not rec["sft_target"]:
+            if on_empty == "fail":
+                raise DataError(f"{where} has an empty pool or no SFT target (set "
+                                "stage2.rl.on_empty_pool: skip to leave it out)")
+            counts["n_empty_pool"] += 1
+            continue
+        kept.append(rec)
+    if not kept:
+        raise TrainingError(f"{cfg['selection']}: every selected item was dropped ({counts}); nothing to train on")
+    if rt.is_main and (counts["n_missing_frames"] or counts["n_empty_pool"]):
+        log.warning("selection: left out %s", counts)
+    return (kept, [by_id[r["item_id"]][0] for r in kept], [by_id[r["item_id"]][1] for r in kept],
+            [by_id[r["item_id"]][2] for r in kept], counts)
+
+
+def _write_stage1_final(ckpt_root: Path, eng, rt: Runtime, state: dict) -> Path:
+    """Save the Stage-1 weights atomically as ``checkpoints/stage1_final`` (collective)."""
+    final = ckpt_root / STAGE1_FINAL
+    partial = ckpt_root / f".partial_{STAGE1_FINAL}"
+    if rt.is_main:
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+    rt.barrier()
+    with eng.full_parameters():
+        if rt.is_main:
+            eng.module.save_pretrained(partial)
+    if rt.is_main:
+        atomic_write_json(partial / "state.json", state)
+        _fsync_dir(partial)
+        shutil.rmtree(final, ignore_errors=True)
+        os.rename(partial, final)
+        for p in ckpt_root.glob("step_*"):  # Stage-1 step checkpoints are obsolete now
+            shutil.rmtree(p, ignore_errors=True)
+    rt.barrier()
+    return final
+
+
+def train_variant(cfg: dict, out_dir: str, rt: Runtime | None = None) -> dict:
+    """Run Stage 1 and Stage 2 as ``cfg`` says and save the student to ``out_dir``.
+
+    Args:
+        cfg: resolved variant config (see :func:`rmsd.train.config.write_train_config`).
+        out_dir: final model directory (written as ``<out_dir>.tmp`` and renamed at the end).
+        rt: process layout (default: from the launcher's environment).
+
+    Raises:
+        ConfigError: a required key is missing or a value is invalid.
+        DataError / TrainingError: the selection is empty, names unknown items, lacks frames or pools
+            (under the "fail" policies), or training hit non-finite values under ``on_nan: fail``.
     """
     if missing := [k for k in REQUIRED_KEYS if k not in cfg]:
         raise ConfigError(f"train config lacks key(s) {missing}")
+    if unknown := sorted(set(cfg["stage1"]) - set(STAGE1_KEYS)):
+        raise ConfigError(f"unknown stage1 key(s) {unknown}; valid: {list(STAGE1_KEYS)}")
+    rt = rt or init_runtime()
     seed = int(cfg["seed"])
     set_threads(cfg.get("threads", 1))
     seed_everything(seed)
+    s1_on = bool(cfg["stage1"].get("enabled", True))
+    sft_cfg = SFTConfig.from_dict(cfg["stage1"].get("sft", {}))
+    mode = cfg["stage2"].get("mode", "none")
+    rl_cfg = RLConfig.from_dict(cfg["stage2"].get("rl", {})) if mode != "none" else None
     out = Path(out_dir)
     tmp = Path(str(out) + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    (tmp / "config.resolved.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    resumable = _prepare_tmp(cfg, tmp, rt)
+    rt.barrier()
+    ckpt_root = tmp / CHECKPOINT_DIR
+    checkpointer = Checkpointer(ckpt_root, rt)
+    s1_final = ckpt_root / STAGE1_FINAL
+    s1_done = resumable and (s1_final / "state.json").exists()
+    latest = checkpointer.latest() if resumable else None
+    if latest is not None and s1_done and latest.stage != "stage2":
+        latest = None
+    resume_point: Checkpoint | None = latest
+    if resume_point is None and s1_done:
+        resume_point = Checkpoint(s1_final, json.loads((s1_final / "state.json").read_text()))
+    if resume_point is not None and resume_point.state.get("world_size", 1) != rt.world_size:
+        raise TrainingError(f"{resume_point.path}: written by {resume_point.state.get('world_size')} "
+                            f"process(es); resume with the same number (now {rt.world_size}) or delete {tmp}")
 
     policy, processor = load_model(cfg["student_init"])
     encoder = VideoPromptEncoder(processor, cfg["template"])
-    items, frames, n_missing = load_items_with_frames(cfg["items"], cfg["frames"],
-                                                      on_missing=cfg.get("on_missing_frames", "fail"))
-    by_id = {it["id"]: (it, fr) for it, fr in zip(items, frames)}
-    selection = read_jsonl(cfg["selection"], required=("item_id", "sft_target", "pool"))
-    for lineno, rec in enumerate(selection, 1):
-        if rec["item_id"] not in by_id:
-            raise DataError(f"{cfg['selection']}:{lineno}: item {rec['item_id']!r} not in {cfg['items']}")
-    if not selection:
-        raise TrainingError(f"{cfg['selection']}: no item survived selection; nothing to train on")
-    sel_items = [by_id[r["item_id"]][0] for r in selection]
-    prompts = encoder.encode(sel_items, [by_id[r["item_id"]][1] for r in selection])
-    summary: dict = {"n_examples": len(selection), "n_missing_frames": n_missing, "seed": seed}
-    log_path = tmp / "train_log.jsonl"
-
-    if cfg["stage1"].get("enabled", True):
-        targets = encoder.tokenize_responses([r["sft_target"] for r in selection])
-        summary["stage1"] = sft_train(policy, encoder, prompts, targets,
-                                      SFTConfig.from_dict(cfg["stage1"]["sft"]), seed,
-                                      log_path=log_path, desc="stage1")
-    mode = cfg["stage2"].get("mode", "none")
-    if mode != "none":
-        rl_cfg = RLConfig.from_dict(cfg["stage2"]["rl"])
-        ref = copy.deepcopy(policy).eval()
-        for p in ref.parameters():
-            p.requires_grad_(False)
-        disc = None
-        if mode == "adversarial":
-            disc = Discriminator(copy.deepcopy(policy.model), policy.config.text_config.hidden_size)
-        examples = [RLExample(item=it, prompt=p, pool_texts=[x["text"] for x in r["pool"]],
-                              pool_q=np.array([x["q"] for x in r["pool"]], dtype=float),
-                              pool_p=np.array([x["p"] for x in r["pool"]], dtype=float))
-                    for it, p, r in zip(sel_items, prompts, selection)]
-        for e in examples:
-            e.pool_p = e.pool_p / e.pool_p.sum()
-        summary["stage2"] = rl_train(policy, ref, disc, encoder, examples, rl_cfg, mode,
-                                     make_reward_fn(ScoringConfig.from_dict(cfg["scoring"])),
-                                     seed, log_path=log_path)
-    policy.save_pretrained(tmp)
-    processor.save_pretrained(tmp)
-    atomic_write_json(tmp / "summary.json", summary)
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+    selection, sel_items, sel_frames, sel_meta, counts = _load_selection(cfg, rt)
+    prompts = encoder.encode(sel_items, sel_frames, metadata=sel_meta)
+    summary: dict = {"n_examples": len(selection), **counts, "seed": seed, "world_size": rt.world_size,
+                     "stage1_deepspeed": sft_cfg.deepspeed, "resumed_from": None}
+    if resume_point is not None:
+        summary["resumed_from"] = {"path": resume_point.path.name, "stage": resume_point.state["stage"],
+                                   "stage_step": resume_point.state.get("stage_step")}
+    if resume_point is None and rt.is_main:  # a killed run without checkpoints: logs start over
+        shutil.rmtree(tmp / "tb", ignore_errors=True)
+    logger = StepLogger(tmp / "train_log.jsonl", tmp / "tb", rt,
+                        truncate_to=resume_point.state.get("log_offset") if resume_point else 0,
+                        purge_step=resume_point.state.get("global_step") if resume_point else None)
+    ctx = TrainContext(rt=rt, logger=logger, checkpointer=checkpointer)
+    n1 = sft_cfg.steps if s1_on else 0
+    final_eng = None
+    try:
+        if s1_on and not s1_done:
+            ctx.resume = latest if latest is not None and latest.stage == "stage1" else None
+            if ctx.resume is not None:
+                policy = load_weights(ctx.resume.path / "policy")
+            targets = encoder.tokenize_responses([r["sft_target"] for r in selection])
+            summary["stage1"] = sft_train(policy, encoder, prompts, targets, sft_cfg, seed,
+                                          desc="stage1", ctx=ctx)
+            final_eng = ctx.engines.pop("policy")
+            if mode != "none":
+                _write_stage1_final(ckpt_root, final_eng, rt,
+                                    {"stage": "stage1_final", "stage_step": n1, "global_step": n1,
+                                     "world_size": rt.world_size, "log_offset": logger.offset(),
+                                     "summary": summary["stage1"]})
+        elif s1_done:
+            summary["stage1"] = json.loads((s1_final / "state.json").read_text())["summary"]
+        if mode != "none":
+            final_eng = None
+            init_dir = s1_final if s1_on else Path(cfg["student_init"])
+            ref = load_weights(init_dir)
+            ctx.resume = latest if latest is not None and latest.stage == "stage2" else None
+            policy = load_weights(ctx.resume.path / "policy" if ctx.resume is not None else init_dir)
+            disc = None
+            if mode == "adversarial":  # fresh scalar head on a copy of the Stage-1 model
+                disc = Discriminator(copy.deepcopy(ref.model), ref.config.text_config.hidden_size)
+                if ctx.resume is not None:
+                    load_discriminator(disc, ctx.resume.path / "disc.safetensors")
+            examples = _rl_examples(sel_items, prompts, selection, mode, rl_cfg, summary)
+            ctx.global_offset = n1
+            ctx.base_state = {"stage1_summary": summary.get("stage1")}
+            summary["stage2"] = rl_train(policy, ref, disc, encoder, examples, rl_cfg, mode,
+                                         make_reward_fn(ScoringConfig.from_dict(cfg["scoring"])),
+                                         seed, ctx=ctx)
+            summary["stage2_deepspeed"] = rl_cfg.deepspeed
+            final_eng = ctx.engines["policy"]
+        summary["n_skipped_nan"] = sum(int(summary.get(s, {}).get(k, 0)) for s in ("stage1", "stage2")
+                                       for k in ("n_skipped_nan", "n_skipped_nan_disc"))
+        if final_eng is not None:
+            with final_eng.full_parameters():
+                if rt.is_main:
+                    final_eng.module.save_pretrained(tmp)
+        elif rt.is_main:
+            policy.save_pretrained(tmp)
+    finally:
+        logger.close()
+    if rt.is_main:
+        processor.save_pretrained(tmp)
+        atomic_write_json(tmp / "summary.json", summary)
+        shutil.rmtree(ckpt_root, ignore_errors=True)
+        (tmp / FINGERPRINT_FILE).unlink(missing_ok=True)
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.rename(out)
+    rt.barrier()
     return summary
+
+
+def _rl_examples(items, prompts, selection, mode: str, rl_cfg: RLConfig, summary: dict) -> list[RLExample]:
+    """Stage-2 inputs; pools that cannot be sampled from fail or are skipped (``on_empty_pool``)."""
+    examples, n_bad = [], 0
+    for it, p, r in zip(items, prompts, selection):
+        e = RLExample(item=it, prompt=p, pool_texts=[x["text"] for x in r["pool"]],
+                      pool_q=np.array([x["q"] for x in r["pool"]], dtype=float),
+                      pool_p=np.array([x["p"] for x in r["pool"]], dtype=float))
+        if mode == "adversarial" and (why := check_pool(e)) is not None:
+            if rl_cfg.on_empty_pool == "fail":
+                raise DataError(f"item {it['id']!r}: {why} (set stage2.rl.on_empty_pool: skip to leave it out)")
+            n_bad += 1
+            continue
+        e.pool_p = e.pool_p / e.pool_p.sum() if e.pool_p.sum() > 0 else e.pool_p
+        examples.append(e)
+    summary["n_empty_pool"] = summary.get("n_empty_pool", 0) + n_bad
+    if not examples:
+        raise TrainingError("Stage 2: no example has a usable pool")
+    return examples

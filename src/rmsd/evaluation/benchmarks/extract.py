@@ -132,7 +132,7 @@ def _markdown_json(s: str) -> str | None:
         while end != -1:
             body = s[body_start:end].rstrip()
             if body and body[0] in "[{" and body[-1] == ("]" if body[0] == "[" else "}") and \
-                    s[body_start + len(body):end].startswith("\n"):
+                    s[body_start + len(body):end].endswith("\n"):
                 return body
             end = s.find("```", end + 3)
     return None

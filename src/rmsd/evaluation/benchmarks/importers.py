@@ -415,18 +415,19 @@ def import_vstar(data_root: str, s: dict, out_dir: str | None = None) -> Importe
                     "source_id": base, "prompt_key": "default"}
             video = media_path(data_root, s["media"], rec)
 
-            def add(step: str, chain: int, task: str, question: str, answer: Any) -> None:
+            def add(step: str, chain: int, task: str, question: str, answer: Any,
+                    **extra: Any) -> None:
                 suffix = step if step == "what" else f"{step}{chain}"
                 res.add(_item(rec, id=f"{base}:{suffix}", dataset=S.VSTAR, split=s["split"],
                               video=video, duration_s=length, task_type=task, question=question,
                               options=None, answer=answer,
-                              meta={**meta, "step": step, "chain": chain}), rec.loc)
+                              meta={**meta, "step": step, "chain": chain, **extra}), rec.loc)
 
             if "what" in steps:
                 q = rec.str_("question")
                 add("what", 0, "open",
                     f"Answer the question about the video: {q} \n (If the answer is a person, "
-                    "you don't need to identify the person.)", rec.str_("answer"))
+                    "you don't need to identify the person.)", rec.str_("answer"), question_raw=q)
             tq = rec.str_("temporal_question") if "when" in steps else ""
             if 1 in chains:
                 if "when" in steps:

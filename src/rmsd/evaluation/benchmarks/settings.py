@@ -194,6 +194,9 @@ def resolve_settings(name: str, overrides: dict | None = None) -> dict[str, Any]
             out[k] = copy.deepcopy(v)
     where = f"evaluation.benchmark_settings.{name}"
     _check_choice(name, "judge_mode", out["judge_mode"], JUDGE_MODES)
+    if out["judge_mode"] != "off" and name not in (MATHVISTA, MATHVERSE, VIDEOMMMU):
+        raise ConfigError(f"{where}.judge_mode: applies to free-form math answers (MathVista, "
+                          "MathVerse, Video-MMMU); MCQ answers are never judged")
     if out["limit"] is not None and (isinstance(out["limit"], bool) or not isinstance(
             out["limit"], int) or out["limit"] < 1):
         raise ConfigError(f"{where}.limit: expected a positive integer or null, got {out['limit']!r}")
@@ -221,31 +224,43 @@ def resolve_settings(name: str, overrides: dict | None = None) -> dict[str, Any]
 
 
 GENERAL_EVAL_KEYS = ("max_new_tokens", "batch_size", "pass_k_samples", "pass_k_temperature",
-                     "pass_k_threshold", "bootstrap", "math_fallback", "judge")
+                     "pass_k_threshold", "bootstrap")
 """Keys of ``evaluation`` that reach every evaluation job (benchmark-independent)."""
+BENCHMARK_EVAL_KEYS = ("math_fallback", "judge")
+"""Keys of ``evaluation`` that reach the paper's benchmarks' jobs only."""
 
 
 def eval_params(evaluation: dict, dataset: str) -> dict[str, Any]:
     """The evaluation config of one dataset's jobs (what rule eval_run passes as ``params.cfg``).
 
-    General keys as configured, plus for a registered benchmark ``benchmark`` (its name) and
-    ``settings`` (resolved). Other datasets (the embedded ``synth-*``) get exactly the general
-    keys, so editing one benchmark's settings reruns only that benchmark.
+    General keys as configured; for a registered benchmark also ``math_fallback``, ``judge``,
+    ``benchmark`` (its name) and ``settings`` (resolved). Other datasets (the embedded ``synth-*``)
+    get exactly the general keys, so editing one benchmark's settings reruns only that benchmark.
     """
     out = {k: copy.deepcopy(evaluation[k]) for k in GENERAL_EVAL_KEYS if k in evaluation}
     if dataset in DEFAULTS:
+        out.update({k: copy.deepcopy(evaluation[k]) for k in BENCHMARK_EVAL_KEYS if k in evaluation})
         out["benchmark"] = dataset
         out["settings"] = resolve_settings(
             dataset, (evaluation.get("benchmark_settings") or {}).get(dataset))
     return out
 
 
+IMPORT_KEYS = frozenset({
+    "annotations", "media", "split", "limit", "task_types", "tracks", "question_only",
+    "question_only_media", "image_media", "steps", "chains", "prompt_field", "image_options",
+})
+"""Settings that change the imported items (the rest only affect prompting and scoring)."""
+
+
 def import_params(evaluation: dict, benchmark: str) -> dict[str, Any]:
-    """What rule data_import passes: ``data_root`` and the resolved settings of ``benchmark``."""
+    """What rule data_import passes: ``data_root`` and the import-relevant settings of
+    ``benchmark`` (:data:`IMPORT_KEYS`, resolved), so a prompt edit does not re-import the data
+    and re-extract its frames."""
+    s = resolve_settings(benchmark, (evaluation.get("benchmark_settings") or {}).get(benchmark))
     return {
         "data_root": str(evaluation.get("data_root", "data/benchmarks")),
-        "settings": resolve_settings(
-            benchmark, (evaluation.get("benchmark_settings") or {}).get(benchmark)),
+        "settings": {k: v for k, v in s.items() if k in IMPORT_KEYS},
     }
 
 
@@ -272,3 +287,23 @@ def check_evaluation_config(evaluation: dict) -> None:
     judge = evaluation.get("judge")
     if judge is not None and (not isinstance(judge, dict) or ":" not in str(judge.get("factory", ""))):
         raise ConfigError("evaluation.judge.factory: expected 'module:function'")
+
+
+def annotation_files(evaluation: dict, benchmark: str) -> list[str]:
+    """The annotation files rule data_import reads (its ``input``), without raising.
+
+    Glob patterns are expanded; a pattern or path that matches nothing is returned as is, so
+    Snakemake reports it as the missing input (naming the expected file).
+    """
+    import glob
+    from pathlib import Path
+
+    p = import_params(evaluation, benchmark)
+    pattern = p["settings"]["annotations"]
+    fills = ([{"track": t} for t in p["settings"]["tracks"]] if "{track}" in pattern else [{}])
+    out = []
+    for f in fills:
+        full = str(Path(p["data_root"]) / pattern.format(**f))
+        matches = sorted(glob.glob(full)) if any(c in full for c in "*?[") else []
+        out.extend(matches or [full])
+    return out

@@ -1,0 +1,172 @@
+"""Which cached results each table and figure of the report reads (config ``report:``).
+
+:class:`ReportSpec` turns the config into file lists for the report rules (rules/report.smk reads
+them through rules/common.smk) and into the row descriptions the tables are built from. Rows of the
+sensitivity tables are variant names; their K, tau and matching weights are read from each
+variant's resolved recipe, never from the name, so a row cannot be mislabelled.
+
+A name listed in ``k_variants``, ``tau_variants`` or ``task_adaptive_variants`` that is not a
+defined variant is not an error: it is left out and the table's caption names it as "not run" (the
+default config lists ``k8``, which needs ``sampling.K >= 8``). Every other name must exist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rmsd.config import TEACHER_PREFIX, resolve_variant
+from rmsd.errors import ConfigError
+
+VSTAR = "V-STaR"
+"""Benchmark name of Table 2 (rmsd.evaluation.benchmarks)."""
+
+SENSITIVITY_KEYS = ("k_variants", "tau_variants", "task_adaptive_variants")
+DEFAULT_PASS_AT_K = {"samples": 0, "items_per_task": 50, "temperature": 1.0, "threshold": 0.5}
+
+
+def eval_metrics_path(variant: str, seed: int, benchmark: str) -> str:
+    return f"results/eval/{variant}/seed{seed}/{benchmark}/metrics.json"
+
+
+def pass_at_k_metrics_path(variant: str, seed: int, benchmark: str) -> str:
+    return f"results/pass_at_k/{variant}/seed{seed}/{benchmark}/metrics.json"
+
+
+@dataclass
+class ReportSpec:
+    """The report's view of the config: rows per table, seeds per variant, input files.
+
+    Build with :meth:`from_config` (validates the ``report`` block against the variants).
+    """
+
+    config: dict
+    main: list[str]
+    ablation: list[str]
+    k: list[str]
+    tau: list[str]
+    task_adaptive: list[str]
+    curves: list[str]
+    pass_at_k: dict
+    benchmark: str
+    not_run: dict[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, config: dict) -> "ReportSpec":
+        """Read ``config["report"]``.
+
+        Raises:
+            ConfigError: an unknown variant in ``main_variants``, ``ablation_variants``,
+                ``curve_variants`` or ``pass_at_k.variants``; an untrained variant in
+                ``curve_variants``; ``benchmark`` not in ``evaluation.benchmarks``.
+        """
+        rep = config["report"]
+        variants = config["variants"]
+        teachers = [f"{TEACHER_PREFIX}{t}" for t in config["models"]["teachers"]]
+        benchmarks = config["evaluation"]["benchmarks"]
+
+        def known(key: str, names: list[str], allow_teachers: bool = True) -> list[str]:
+            for n in names:
+                if n not in variants and not (allow_teachers and n in teachers):
+                    raise ConfigError(f"report.{key}: unknown variant {n!r}; valid: {sorted(variants)}")
+            return list(names)
+
+        main = known("main_variants", rep["main_variants"])
+        if rep.get("teacher_rows", True):
+            main += [t for t in teachers if t not in main]
+        ablation = known("ablation_variants", rep.get("ablation_variants", []))
+        not_run, sens = {}, {}
+        for key in SENSITIVITY_KEYS:
+            names = list(rep.get(key, []))
+            sens[key] = [n for n in names if n in variants]
+            not_run[key] = [n for n in names if n not in variants]
+        trained = [v for v in variants if resolve_variant(config, v)["train"]]
+        curves = known("curve_variants", rep.get("curve_variants", [v for v in main if v in trained]),
+                       allow_teachers=False)
+        if bad := [v for v in curves if v not in trained]:
+            raise ConfigError(f"report.curve_variants: {bad} are not trained (no train_log.jsonl)")
+        pak = {**DEFAULT_PASS_AT_K, **rep.get("pass_at_k", {})}
+        pak["variants"] = known("pass_at_k.variants", pak.get("variants", [v for v in ("sft_rl_single", "rmsd")
+                                                                         if v in variants]))
+        bench = rep.get("benchmark", benchmarks[0])
+        if bench not in benchmarks:
+            raise ConfigError(f"report.benchmark = {bench!r} is not in evaluation.benchmarks {benchmarks}")
+        return cls(config=config, main=main, ablation=ablation, k=sens["k_variants"],
+                   tau=sens["tau_variants"], task_adaptive=sens["task_adaptive_variants"],
+                   curves=curves, pass_at_k=pak, benchmark=bench, not_run=not_run)
+
+    # ---------------------------------------------------------------- variants and seeds
+    @property
+    def benchmarks(self) -> list[str]:
+        return list(self.config["evaluation"]["benchmarks"])
+
+    def trained(self, variant: str) -> bool:
+        return bool(resolve_variant(self.config, variant)["train"])
+
+    def seeds(self, variant: str) -> list[int]:
+        """Trained variants run every seed; untrained models are deterministic: the first seed."""
+        seeds = self.config["seeds"]
+        return list(seeds) if self.trained(variant) else list(seeds[:1])
+
+    def ablation_variants(self) -> list[str]:
+        """Every variant the ablations target needs (Tables 3-6), in first-seen order."""
+        return list(dict.fromkeys(self.ablation + self.k + self.tau + self.task_adaptive))
+
+    def row(self, variant: str) -> dict:
+        """What a table shows about a variant's recipe (also the rule's params: a recipe change
+        reruns the tables that show it)."""
+        v = resolve_variant(self.config, variant)
+        if not v["train"]:
+            return {"variant": variant, "train": False, "teacher": v.get("teacher")}
+        sel = v["selection"]
+        return {"variant": variant, "train": True, "K": sel["K"], "tau": sel["tau"],
+                "format_filter": sel["format_filter"], "weighting": dict(sel["weighting"]),
+                "sft_target": dict(sel["sft_target"]), "stage2": v["stage2"]["mode"],
+                "n_seeds": len(self.seeds(variant))}
+
+    def rows(self, variants: list[str]) -> list[dict]:
+        return [self.row(v) for v in variants]
+
+    # ---------------------------------------------------------------- input files
+    def metrics(self, variants: list[str], benchmarks: list[str] | None = None) -> list[str]:
+        """metrics.json of every (variant, seed, benchmark)."""
+        bs = self.benchmarks if benchmarks is None else benchmarks
+        return [eval_metrics_path(v, s, b) for v in variants for s in self.seeds(v) for b in bs]
+
+    def selection_stats(self, variants: list[str]) -> list[str]:
+        return [f"results/select/{v}/seed{s}.stats.json" for v in variants if self.trained(v)
+                for s in self.seeds(v)]
+
+    def model_dirs(self, variants: list[str]) -> list[str]:
+        return [f"results/models/{v}/seed{s}" for v in variants if self.trained(v) for s in self.seeds(v)]
+
+    def vstar_metrics(self) -> list[str]:
+        """V-STaR metrics of the main rows, or none when V-STaR is not evaluated."""
+        return self.metrics(self.main, [VSTAR]) if VSTAR in self.benchmarks else []
+
+    @property
+    def pass_at_k_source(self) -> str:
+        """``eval`` (evaluation.pass_k_samples > 0: every eval_run has pass@k), ``report`` (the
+        report_eval_pass_at_k rule samples the pass@k variants), or ``off``."""
+        if self.config["evaluation"].get("pass_k_samples", 0) > 0:
+            return "eval"
+        return "report" if self.pass_at_k["samples"] > 0 else "off"
+
+    def pass_at_k_metrics(self) -> list[str]:
+        src = self.pass_at_k_source
+        if src == "eval":
+            return self.metrics(self.pass_at_k["variants"], [self.benchmark])
+        if src == "report":
+            return [pass_at_k_metrics_path(v, s, self.benchmark) for v in self.pass_at_k["variants"]
+                    for s in self.seeds(v)]
+        return []
+
+    def pass_at_k_params(self) -> dict:
+        """Settings of the pass@k samples (what the figure reports and report_eval_pass_at_k uses)."""
+        ev = self.config["evaluation"]
+        if self.pass_at_k_source == "eval":
+            return {"source": "eval", "samples": ev["pass_k_samples"],
+                    "temperature": ev.get("pass_k_temperature", 1.0),
+                    "threshold": ev.get("pass_k_threshold", 0.5), "items_per_task": None,
+                    "benchmark": self.benchmark}
+        return {"source": self.pass_at_k_source, "benchmark": self.benchmark,
+                **{k: self.pass_at_k[k] for k in ("samples", "temperature", "threshold", "items_per_task")}}
