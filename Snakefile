@@ -6,7 +6,14 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The embedded default, unless a complete experiment is given with --configfile (config/paper.yaml,
+# tests/workflow/config.yaml): those replace it instead of being deep-merged into it.
+if not workflow.config_settings.configfiles:
+
+    configfile: "config/config.yaml"
+
+
+report: "report/workflow.rst"
 
 
 ##### setup: validation, variant resolution, input functions #####
@@ -32,3 +39,8 @@ rule all:
 rule ablations:
     input:
         get_ablation_outputs(),
+
+
+rule report:
+    input:
+        get_report_outputs(),

@@ -4,6 +4,7 @@ import os
 from snakemake.utils import validate
 
 from rmsd.config import check_config, resolve_variant
+from rmsd.report.spec import ReportSpec
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -78,35 +79,50 @@ def teacher_model_input(wildcards):
     return {"model": teacher_dir(wildcards.teacher)}
 
 
-def eval_outputs(variants):
-    return [
-        f"results/eval/{v}/seed{s}/{b}/metrics.json"
-        for v in variants
-        for s in variant_seeds(v)
-        for b in config["evaluation"]["benchmarks"]
-    ]
+##### report: which cached results each table and figure reads (rmsd.report.spec) #####
+REPORT = ReportSpec.from_config(config)
+TABLE_FORMATS = ("csv", "md", "tex", "html")
 
 
-def report_variants():
-    names = list(dict.fromkeys(config["report"]["main_variants"] + config["report"].get("ablation_variants", [])))
-    return names + [f"teacher-{t}" for t in config["models"]["teachers"]]
+def report_files(kind, name):
+    """The files of table or figure ``name``: results/tables/NAME.{csv,md,tex,html} or results/figures/NAME.{png,pdf}."""
+    exts = TABLE_FORMATS if kind == "tables" else ("png", "pdf")
+    return [f"results/{kind}/{name}.{ext}" for ext in exts]
 
 
 def get_main_outputs():
-    out = [
-        "results/tables/main.csv",
-        "results/tables/ablation.md",
-        "results/tables/teacher_unreliability.md",
-        "results/figures/main.png",
-        "results/figures/teacher_variance.png",
-    ]
+    """Target all: Tables 1, 2 and teacher unreliability; the main, teacher-variance, pass@k,
+    training-curve and pipeline figures (no ablation-only variant is trained)."""
+    out = [f for t in ("main", "vstar", "teacher_unreliability") for f in report_files("tables", t)]
+    out += [f for fig in ("main", "teacher_variance", "pass_at_k", "training_curves", "pipeline")
+            for f in report_files("figures", fig)]
     if config["data"].get("clips", False):
         out.append("results/frames/clips/manifest.jsonl")
     return out
 
 
 def get_ablation_outputs():
-    return ["results/tables/ablation.md"]
+    """Target ablations: Tables 3-6 and the K/tau sensitivity figure."""
+    out = [f for t in ("ablation", "k_sensitivity", "tau_sensitivity", "task_adaptive")
+           for f in report_files("tables", t)]
+    return out + report_files("figures", "sensitivity")
+
+
+def get_report_outputs():
+    """Target report: every table and figure (what `snakemake --report results/report.html report` shows)."""
+    return list(dict.fromkeys(get_main_outputs() + get_ablation_outputs()))
+
+
+def get_pass_at_k_eval_cfg(wildcards):
+    """Evaluation config of one report_eval_pass_at_k job: the dataset's eval_run settings."""
+    return eval_params(config["evaluation"], wildcards.dataset)
+
+
+def get_workflow_sources():
+    """The Snakefile and rule files: the pipeline figure is redrawn when they change."""
+    rules_dir = os.path.join(workflow.basedir, "rules")
+    return [workflow.main_snakefile] + sorted(
+        os.path.join(rules_dir, f) for f in os.listdir(rules_dir) if f.endswith(".smk"))
 
 
 ##### cluster resources of the GPU rules (config "resources"; read by the Slurm executor) #####
@@ -135,7 +151,8 @@ def rule_resources(rule, teacher_rule=None):
            "runtime": res(rule, "runtime")}
     if nodes > 1:
         if res(rule, "launcher") != "torchrun":
-            raise ValueError(f"resources.{rule}.nodes = {nodes} needs launcher torchrun (srun + torchrun rendezvous)")
+            raise ValueError(f"resources.{rule}.nodes = {nodes} needs launcher torchrun "
+                             "(srun + torchrun rendezvous)")
         out.update(gpu=0, nodes=nodes, tasks=nodes, tasks_per_gpu=0, mpi="srun")
         if gpus:
             out["gres"] = f"gpu:{model}:{gpus}" if model else f"gpu:{gpus}"
@@ -173,7 +190,8 @@ def launch_cmd(rule, module):
         return f"python -m {module}"
     if launcher == "torchrun":
         if nodes > 1:
-            return (f"srun --nodes={nodes} --ntasks={nodes} --ntasks-per-node=1 --cpus-per-task={res(rule, 'cpus')} "
+            return (f"srun --nodes={nodes} --ntasks={nodes} --ntasks-per-node=1 "
+                    f"--cpus-per-task={res(rule, 'cpus')} "
                     f"torchrun --nnodes={nodes} --nproc-per-node={nproc} --rdzv-backend=c10d "
                     f"--rdzv-endpoint=$(hostname):29500 --rdzv-id=$SLURM_JOB_ID -m {module}")
         return f"torchrun --standalone --nproc-per-node={nproc} -m {module}"

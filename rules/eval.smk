@@ -23,6 +23,8 @@ rule eval_run:
         template=config["template"],
         frames=config["frames"],
     threads: 1
+    resources:
+        **rule_resources("eval_run", teacher_rule="sample_teacher"),
     script:
         "../scripts/eval_run.py"
 

@@ -5,6 +5,7 @@ rule frames_extract:
         manifest="results/frames/{dataset}/manifest.jsonl",
         frames="results/frames/{dataset}/frames.npy",
         stats="results/frames/{dataset}/stats.json",
+        skipped="results/frames/{dataset}/skipped.json",
     log:
         "results/logs/frames_extract/{dataset}.log",
     benchmark:

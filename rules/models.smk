@@ -27,6 +27,7 @@ rule models_teacher:
     params:
         cfg=lambda wc: config["models"]["teachers"][wc.teacher],
         template=config["template"],
+        on_missing=config["frames"]["on_error"],
     threads: 1
     resources:
         **rule_resources("models_teacher"),
@@ -48,6 +49,7 @@ rule models_student_base:
     params:
         cfg=config["models"]["student"],
         template=config["template"],
+        on_missing=config["frames"]["on_error"],
     threads: 1
     resources:
         **rule_resources("models_student_base"),

@@ -16,4 +16,5 @@ with log_to(snakemake.log[0]):
         seed=cfg["seed"],
         template=snakemake.params.template,
         threads=snakemake.threads,
+        on_missing=snakemake.params.on_missing,
     )

@@ -45,8 +45,8 @@ def remove_stale_temp_files(directory: str | os.PathLike, names: Iterable[str]) 
     Returns:
         The removed paths.
     """
-    directory = Path(directory)
-    if not directory.is_dir():
+    directory, names = Path(directory), [n for n in names if n]
+    if not names or not directory.is_dir():
         return []
     pattern = re.compile(r"^\.+(?:" + "|".join(re.escape(n) for n in names) + r")\.")
     removed = []
@@ -114,12 +114,15 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
 
 
 def write_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> int:
-    """Write records as JSON Lines to ``path`` atomically. Returns the number of records."""
+    """Write records as JSON Lines to ``path`` atomically. Returns the number of records.
+
+    Strings holding a lone UTF-16 surrogate (not encodable as UTF-8) are written with U+FFFD.
+    """
     n = 0
     with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="utf-8") as f:
             for rec in records:
-                f.write(json.dumps(_nan_to_none(rec), ensure_ascii=False) + "\n")
+                f.write(_json_line(rec))
                 n += 1
             f.flush()
             os.fsync(f.fileno())
@@ -262,7 +265,7 @@ class JsonlAppender:
         self._f = open(self.path, "a", encoding="utf-8")
 
     def write(self, rec: dict) -> None:
-        self._f.write(json.dumps(_nan_to_none(rec), ensure_ascii=False) + "\n")
+        self._f.write(_json_line(rec))
         self._f.flush()
 
     def close(self) -> None:
@@ -315,6 +318,16 @@ def stable_hash(obj: Any, n_chars: int = 16) -> str:
     """Short hex SHA-256 of the canonical JSON of ``obj`` (sorted keys): a cache key."""
     blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:n_chars]
+
+
+def _json_line(rec: Any) -> str:
+    """One JSONL line (UTF-8 text, NaN as null). A lone UTF-16 surrogate, which UTF-8 cannot
+    encode (model output can carry one through a ``"\\ud800"`` JSON escape), is written as
+    U+FFFD instead of failing the whole file."""
+    line = json.dumps(_nan_to_none(rec), ensure_ascii=False)
+    if _SURROGATE_RE.search(line):
+        line = _SURROGATE_RE.sub("\ufffd", line)
+    return line + "\n"
 
 
 def _nan_to_none(obj: Any) -> Any:

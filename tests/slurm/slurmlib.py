@@ -116,3 +116,24 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.5):
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+JOB_HEADER = re.compile(r"^(local)?rule (\w+):$", re.M)
+
+
+def parse_jobs(out: str) -> list[dict]:
+    """The job blocks of a dry run: rule, local, wildcards, resources (dict) and shell command."""
+    heads = list(JOB_HEADER.finditer(out))
+    jobs = []
+    for h, nxt in zip(heads, heads[1:] + [None]):
+        block = out[h.end(): nxt.start() if nxt else len(out)]
+        res = re.search(r"^\s+resources: (.*)$", block, re.M)
+        wc = re.search(r"^\s+wildcards: (.*)$", block, re.M)
+        shell = re.search(r"^Shell command: (.*)$", block, re.M)
+        jobs.append({
+            "rule": h.group(2), "local": bool(h.group(1)),
+            "wildcards": dict(kv.split("=", 1) for kv in wc.group(1).split(", ")) if wc else {},
+            "resources": dict(kv.split("=", 1) for kv in res.group(1).split(", ")) if res else {},
+            "shell": shell.group(1) if shell else None,
+        })
+    return jobs

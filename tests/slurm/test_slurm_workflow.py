@@ -13,24 +13,29 @@ import json
 import re
 import subprocess
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import yaml
 
 from slurmlib import (ROOT, cancel, job_env, make_workspace, scontrol_job, slurm_logs, snakemake_cmd,
-                      squeue_all, submitted)
+                      squeue_all, submitted, wait_for)
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 TARGET = "results/eval/rmsd/seed0/synth-test/metrics.json"
 OVERLAY = """\
-# Slurm test overlay on tests/workflow/config.yaml: smaller splits, and the training job asks for
-# the CI node's one (fake, File=/dev/null) GPU, i.e. sbatch --gpus=1.
+# Slurm test overlay on tests/workflow/config.yaml: smaller splits, K=2, one sampling shard per
+# teacher; the training job asks for the CI node's one (fake, File=/dev/null) GPU, --gpus=1, and
+# starts one torchrun process per allocated GPU.
 data:
   n_per_task: {train: 20, distill: 6, test: 5}
+sampling: {K: 2, shards: 1}
+recipe:
+  selection: {K: 2}
 resources:
-  train_student: {gpu: 1}
+  train_student: {gpu: 1, launcher: torchrun}
 """
 # Rules that must have run as Slurm jobs for TARGET (the gather rule sample_teacher is local).
 SLURM_RULES = {"data_synth", "frames_extract", "models_processor", "models_teacher", "models_student_base",
@@ -49,7 +54,8 @@ def slurm_run(slurm_cluster, tmp_path_factory):
                            timeout=RUN_TIMEOUT)
     except subprocess.TimeoutExpired as e:
         cancel({jid for jobs in slurm_logs(wd).values() for jid, _ in jobs})
-        raise AssertionError(f"Slurm run did not finish in {RUN_TIMEOUT} s:\n{(e.stderr or '')[-4000:]}")
+        err = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
+        raise AssertionError(f"Slurm run did not finish in {RUN_TIMEOUT} s:\n{err[-4000:]}")
     seconds = time.monotonic() - t0
     out = p.stdout + p.stderr
     if p.returncode != 0:
@@ -96,7 +102,11 @@ def test_every_job_ran_inside_slurm(slurm_run):
 
 def test_gpu_request_reaches_slurm(slurm_run):
     logs = slurm_logs(slurm_run.wd)
-    (train_id, _), = logs["train_student"]
+    (train_id, train_log), = logs["train_student"]
+    # the launcher ran inside the job with one process per allocated GPU
+    assert "torchrun --standalone --nproc-per-node=1 -m rmsd.train" in train_log.read_text()
+    summary = json.loads((slurm_run.wd / "results/models/rmsd/seed0/summary.json").read_text())
+    assert summary.get("world_size", 1) == 1, summary
     train = scontrol_job(train_id)
     assert "gpu:1" in train.get("TresPerJob", "") + train.get("TresPerNode", ""), train
     data_id = logs["data_synth"][0][0]
@@ -124,3 +134,64 @@ def test_profile_is_at_repo_root():
     conf = (ROOT / ".ci" / "slurm" / "slurm.conf").read_text()
     min_job_age = int(re.search(r"^MinJobAge=(\d+)", conf, re.M).group(1))
     assert min_job_age >= 3 * ci["slurm-init-seconds-before-status-checks"]
+
+
+def _checkpoint(tmp: Path):
+    """A finished training checkpoint under <out>.tmp/checkpoints (step_N or stage1_final)."""
+    root = tmp / "checkpoints"
+    if not root.is_dir():
+        return None
+    done = [p for p in root.iterdir() if re.fullmatch(r"step_\d+|stage1_final", p.name)]
+    return sorted(done)[-1] if done else None
+
+
+def test_requeued_training_job_resumes_from_its_checkpoint(slurm_run):
+    """Preemption: `scontrol requeue` kills the running training job and queues it again under the
+    same job id (sbatch --requeue from the profile's slurm-requeue); the restarted job continues from
+    the last checkpoint in <out>.tmp/checkpoints instead of starting over, and Snakemake, polling
+    squeue, simply waits for it."""
+    wd = slurm_run.wd
+    # longer than the test config's training, with an early checkpoint: the job is requeued after
+    # the first one (step 5 of 40 Stage-1 steps) while plenty of training is left
+    recipe = {"stage1": {"sft": {"steps": 40, "checkpoint_every": 5}},
+              "stage2": {"rl": {"steps": 6, "checkpoint_every": 2}}}
+    (wd / "requeue.yaml").write_text(yaml.safe_dump({"recipe": recipe}))
+    before = {jid for jid, _ in slurm_logs(wd).get("train_student", [])}
+    out_dir = wd / "results/models/rmsd/seed0"
+    cmd = snakemake_cmd(["results/models/rmsd/seed0"],
+                        configfiles=("test.yaml", "slurm.yaml", "requeue.yaml"))
+    t0 = time.monotonic()
+    log = wd / "requeue_run.log"
+    proc = subprocess.Popen(cmd, cwd=wd, env=job_env(), stdout=log.open("w"), stderr=subprocess.STDOUT)
+    jid = None
+    try:
+        def new_train_job():
+            ids = {j for j, _ in slurm_logs(wd).get("train_student", [])} - before
+            assert proc.poll() is None, f"snakemake ended before training started:\n{log.read_text()[-3000:]}"
+            return ids.pop() if ids else None
+
+        jid = wait_for(new_train_job, 600, "the training job to be submitted")
+        ckpt = wait_for(lambda: _checkpoint(Path(str(out_dir) + ".tmp")), 600, "a training checkpoint")
+        assert squeue_all()[jid]["state"] == "RUNNING", squeue_all()[jid]
+        subprocess.run(["scontrol", "requeue", jid], check=True, capture_output=True, text=True)
+        # A requeued job waits ~2 min (Slurm's BeginTime) before it may start again; skip the wait.
+        wait_for(lambda: squeue_all()[jid]["state"] == "PENDING", 120, f"job {jid} to be pending again")
+        subprocess.run(["scontrol", "update", f"JobId={jid}", "StartTime=now"], check=True,
+                       capture_output=True, text=True)
+        proc.wait(timeout=900)
+    except BaseException:
+        proc.kill()
+        cancel({jid} if jid else set())
+        raise
+    out = log.read_text()
+    print(f"\nrequeue run: {time.monotonic() - t0:.1f} s, requeued job {jid} after checkpoint {ckpt.name}")
+    assert proc.returncode == 0, out[-5000:]
+    job = scontrol_job(jid)
+    assert job["Requeue"] == "1" and job["Restarts"] == "1", job  # sbatch --requeue; ran twice
+    assert job["JobState"] == "COMPLETED", job
+    # the same Slurm job (id) finished it: Snakemake submitted the training job once
+    train_submissions = [j for j, log in submitted(out).items() if "/rule_train_student/" in log]
+    assert train_submissions == [jid], (train_submissions, jid)
+    summary = json.loads((out_dir / "summary.json").read_text())
+    assert summary.get("resumed_from"), summary  # continued from a checkpoint, not from step 0
+    assert list(out_dir.glob("*.safetensors")) and not Path(str(out_dir) + ".tmp").exists()

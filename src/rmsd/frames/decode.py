@@ -21,6 +21,7 @@ a file without one ("audio only") fails with "no video stream".
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,7 +93,9 @@ def check_video_file(path: str | os.PathLike) -> Path:
         is_file = path.is_file()
         size = path.stat().st_size if is_file else 0
     except (TypeError, ValueError, OSError) as e:
-        raise VideoDecodeError(f"{str(path)!r}: invalid video path ({type(e).__name__}: {e})") from None
+        raise VideoDecodeError(
+            f"{str(path)!r}: invalid video path ({type(e).__name__}: {e})"
+        ) from None
     if not exists:
         raise MissingArtifactError(f"{path}: video file does not exist")
     if not is_file:
@@ -238,7 +241,7 @@ def decode_decord(
         n_claimed = len(vr)
         fps = float(vr.get_avg_fps())
     except Exception as e:  # noqa: BLE001 - decord raises DECORDError, a bare Exception subclass
-        raise VideoDecodeError(f"{path}: decord cannot open ({type(e).__name__}: {e})") from None
+        raise VideoDecodeError(f"{path}: decord cannot open ({_decord_error(e)})") from None
     if n_claimed <= 0:
         raise VideoDecodeError(f"{path}: decord reports {n_claimed} frames")
     indices = select_indices(n_claimed, num_frames, policy)
@@ -255,9 +258,7 @@ def decode_decord(
     try:
         frames = vr.get_batch(indices).asnumpy()
     except Exception as e:  # noqa: BLE001 - as above
-        raise VideoDecodeError(
-            f"{path}: decord get_batch failed ({type(e).__name__}: {e})"
-        ) from None
+        raise VideoDecodeError(f"{path}: decord get_batch failed ({_decord_error(e)})") from None
     finally:
         del vr
     _check_frames(path, frames, len(indices), "decord")
@@ -419,6 +420,15 @@ def _check_same_frames(
                 f"difference {diff:.1f} > {FRAME_MATCH_TOLERANCE} levels: broken seeking or "
                 "corrupt data)"
             )
+
+
+_DECORD_CLOCK_RE = re.compile(r"\[\d{2}:\d{2}:\d{2}\] ")
+
+
+def _decord_error(e: BaseException) -> str:
+    """decord's message without its wall-clock stamp ("[23:42:45] "), so manifests that record
+    the reason are reproducible."""
+    return f"{type(e).__name__}: {_DECORD_CLOCK_RE.sub('', str(e)).strip()}"
 
 
 def _strip_path(message: str, path: Path) -> str:

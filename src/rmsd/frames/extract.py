@@ -13,7 +13,6 @@ fails, so the directory never holds a mix of two runs.
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -286,7 +285,9 @@ def load_frames(frames_dir: str | os.PathLike) -> tuple[dict[str, dict], np.ndar
     try:
         frames = np.load(frames_path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
-        raise DataError(f"{frames_path}: not a readable .npy array ({e}); rerun extraction") from None
+        raise DataError(
+            f"{frames_path}: not a readable .npy array ({e}); rerun extraction"
+        ) from None
     if frames.ndim != 5 or frames.dtype != np.uint8 or frames.shape[-1] != 3:
         raise DataError(
             f"{frames_path}: expected a (N, F, S, S, 3) uint8 array, got {frames.shape} "
@@ -353,20 +354,14 @@ def _close_rows(array: np.ndarray, path: Path, n_rows: int) -> None:
         np.save(path, np.zeros((0, *array.shape[1:]), np.uint8))
         _fsync(path)
         return
-    fd, compact = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npy", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".npy") as compact:  # replaces the full-size temporary file
         out = np.lib.format.open_memmap(
             compact, mode="w+", dtype=np.uint8, shape=(n_rows, *array.shape[1:])
         )
         out[:] = array[:n_rows]
         out.flush()
         del out
-        _fsync(Path(compact))
-        os.replace(compact, path)
-    finally:
-        if os.path.exists(compact):
-            os.unlink(compact)
+        _fsync(compact)
 
 
 def _fsync(path: Path) -> None:

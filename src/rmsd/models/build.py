@@ -50,10 +50,12 @@ def build_processor_dir(items_paths: list[str], out_dir: str, vocab_size: int, m
 
 
 def train_from_scratch(processor_dir: str, items_path: str, frames_dir: str, out_dir: str,
-                       arch: dict, sft: dict, seed: int, template: str, threads: int = 1) -> dict:
+                       arch: dict, sft: dict, seed: int, template: str, threads: int = 1,
+                       on_missing: str = "fail") -> dict:
     """Initialise a tiny Qwen2-VL and train it on the ground truth of ``items_path``.
 
-    ``sft.steps == 0`` gives the untrained (random) model. Writes ``save_pretrained`` files,
+    ``sft.steps == 0`` gives the untrained (random) model. Items without frames (skipped by the frame
+    stage) fail or are skipped and counted (``n_missing_frames``) as ``on_missing`` says. Writes ``save_pretrained`` files,
     ``train_log.jsonl`` and ``summary.json`` into ``out_dir`` (atomically, via a temp directory).
     """
     from transformers import AutoProcessor
@@ -72,7 +74,8 @@ def train_from_scratch(processor_dir: str, items_path: str, frames_dir: str, out
     tmp.mkdir(parents=True)
     summary = {"params": count_parameters(model), "arch": arch, "sft": sft, "seed": seed}
     if cfg.steps > 0:
-        items, frames, _ = load_items_with_frames(items_path, frames_dir)
+        items, frames, n_missing = load_items_with_frames(items_path, frames_dir, on_missing=on_missing)
+        summary["n_missing_frames"] = n_missing
         enc = VideoPromptEncoder(processor, template)
         prompts = enc.encode(items, frames)
         targets = enc.tokenize_responses([ground_truth_response(it, template) for it in items])

@@ -436,6 +436,11 @@ def task_adaptive_table(df: pd.DataFrame, rows: list[dict], benchmark: str, defa
     notes = [f"not run: {', '.join(not_run)}"] if not_run else []
     if notes:
         caption += f" Listed in report.task_adaptive_variants but {notes[0]} (not defined in variants)."
+    if rows and all(r.get("format_filter") for r in rows):
+        notes.append("open axis degenerate")
+        caption += (" Note: open-ended q is the validity flag (no ground-truth metric ranks open answers), so "
+                    "with format_filter on every kept open answer has q = 1 and open: quality selects exactly "
+                    "like open: uniform.")
     return Table("task_adaptive", caption, data,
                  [("2x2 grid: overall score", grid), ("Paper layout", pd.DataFrame(paper_rows))], notes)
 
@@ -534,7 +539,7 @@ def to_markdown(table: Table) -> str:
     for title, disp in table.blocks:
         if title:
             parts += [f"**{title}**", ""]
-        parts += [disp.to_markdown(index=False), ""]
+        parts += [disp.to_markdown(index=False, disable_numparse=True), ""]
     return "\n".join(parts)
 
 
@@ -576,10 +581,15 @@ TABLE_KINDS = ("main", "vstar", "ablation", "k_sensitivity", "tau_sensitivity", 
 
 
 def build_table(kind: str, metrics: list[str] = (), selections: list[str] = (), scored_stats: str | None = None,
-                rows: list[dict] = (), benchmarks: list[str] = (), benchmark: str = "",
+                variants: list[str] = (), rows: list[dict] = (), benchmarks: list[str] = (), benchmark: str = "",
                 not_run: list[str] = (), default_weighting: dict | None = None) -> Table:
-    """Build one of :data:`TABLE_KINDS` from cached result files (no file is written)."""
-    rows, benchmarks = list(rows), list(benchmarks)
+    """Build one of :data:`TABLE_KINDS` from cached result files (no file is written).
+
+    ``variants``: row names of the tables that show no recipe setting (main, vstar); ``rows``: the
+    recipe rows of the others (:meth:`rmsd.report.spec.ReportSpec.row`).
+    """
+    rows = list(rows) or [{"variant": v} for v in variants]
+    benchmarks = list(benchmarks)
     if kind == "teacher_unreliability":
         return teacher_table(json.loads(Path(scored_stats).read_text()))
     if kind == "vstar":

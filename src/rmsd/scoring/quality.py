@@ -58,7 +58,9 @@ def validate_item(item: dict) -> None:
     if opts is not None and (
         not isinstance(opts, list) or not all(isinstance(o, str) for o in opts)
     ):
-        raise DataError(f"item {_iid(item)}: options must be a list of strings or null, got {opts!r}")
+        raise DataError(
+            f"item {_iid(item)}: options must be a list of strings or null, got {opts!r}"
+        )
     ans = item["answer"]
     try:
         if task == "mcq":

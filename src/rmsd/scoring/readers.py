@@ -1,6 +1,7 @@
 """Readers of the scoring stage's inputs with file-and-line error messages.
 
-Items and teacher samples are JSONL (design.md section 2) read through :func:`rmsd.io.read_jsonl`;
+Items and teacher samples are JSONL (design.md section 2) read through
+:func:`rmsd.io.read_jsonl_numbered`, which keeps line numbers for the messages;
 the scored pool is the parquet written by :func:`rmsd.scoring.pipeline.score_pool`.
 """
 
@@ -19,11 +20,6 @@ from rmsd.scoring.quality import validate_item
 ITEM_FIELDS: tuple[str, ...] = ("id", "task_type", "answer")
 POOL_FIELDS: tuple[str, ...] = ("item_id", "teacher", "k", "text", "finish_reason", "n_tokens")
 SCORED_FIELDS: tuple[str, ...] = ("item_id", "task_type", "teacher", "k", "text", "valid", "q")
-
-
-def record_lines(path: Path) -> list[int]:
-    """Line numbers of the non-blank lines, i.e. of the records ``read_jsonl`` returns."""
-    return [line.lineno for line in read_jsonl_numbered(path, invalid_utf8="replace")]
 
 
 def read_pool(path: str | os.PathLike) -> list[JsonlLine]:

@@ -21,6 +21,7 @@ import random
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
@@ -98,6 +99,7 @@ class OpenAITeacher:
         self.url = str(endpoint).rstrip("/")
         if not self.url.endswith("/chat/completions"):
             self.url += "/chat/completions"
+        self.safe_url = _scrub_url(self.url)
         self.model, self.template, self.teacher = model, template, teacher
         self._key = None
         if api_key_env:
@@ -119,7 +121,7 @@ class OpenAITeacher:
         self._warned_tokens = False
 
     def __repr__(self) -> str:  # never shows the key
-        return f"OpenAITeacher(teacher={self.teacher!r}, url={self.url!r}, model={self.model!r})"
+        return f"OpenAITeacher(teacher={self.teacher!r}, url={self.safe_url!r}, model={self.model!r})"
 
     @staticmethod
     def revision_of(model: str, image_format: str = "png", **_) -> str:
@@ -169,7 +171,7 @@ class OpenAITeacher:
             samples = self._parse(data, item)
             if not samples:
                 raise TeacherError(f"teacher {self.teacher!r}, item {item['id']!r}: endpoint "
-                                   f"{self.url} returned no choices")
+                                   f"{self.safe_url} returned no choices")
             out += samples[:k - len(out)]
             rnd += 1
         return out
@@ -178,12 +180,15 @@ class OpenAITeacher:
         choices = data.get("choices")
         if not isinstance(choices, list):
             raise TeacherError(f"teacher {self.teacher!r}, item {item['id']!r}: response from "
-                               f"{self.url} has no `choices` list")
+                               f"{self.safe_url} has no `choices` list")
         usage = (data.get("usage") or {}).get("completion_tokens")
         out = []
         for ch in choices:
+            if not isinstance(ch, dict):
+                raise TeacherError(f"teacher {self.teacher!r}, item {item['id']!r}: a choice from "
+                                   f"{self.safe_url} is not a JSON object")
             msg = ch.get("message") or {}
-            text = msg.get("content") or ""
+            text = _content_text(msg.get("content"))
             lp = (ch.get("logprobs") or {}).get("content")
             if isinstance(lp, list):
                 n_tok = len(lp)
@@ -232,7 +237,7 @@ class OpenAITeacher:
             except TeacherError as e:
                 raise TeacherError(f"teacher {self.teacher!r}, item {item['id']!r}: "
                                    f"{self._scrub(str(e))}") from None
-        raise TeacherError(f"teacher {self.teacher!r}, item {item['id']!r}: {self.url} failed after "
+        raise TeacherError(f"teacher {self.teacher!r}, item {item['id']!r}: {self.safe_url} failed after "
                            f"{self.max_retries + 1} attempt(s); last error: {last}")
 
     def _attempt(self, payload: bytes, headers: dict) -> dict:
@@ -244,13 +249,13 @@ class OpenAITeacher:
             detail = _body_excerpt(e)
             if e.code >= 500 or e.code in RETRY_STATUS:
                 raise _Retryable(f"HTTP {e.code} {detail}", _retry_after(e)) from None
-            raise TeacherError(f"{self.url} answered HTTP {e.code} {detail}") from None
+            raise TeacherError(f"{self.safe_url} answered HTTP {e.code} {detail}") from None
         except (TimeoutError, urllib.error.URLError, http.client.HTTPException, OSError) as e:
             reason = getattr(e, "reason", None) or e
             kind = "timeout" if isinstance(reason, TimeoutError) else "connection error"
             raise _Retryable(f"{kind} ({type(reason).__name__}: {reason})") from None
         try:
-            data = json.loads(raw)
+            data = json.loads(raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw)
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise _Retryable(f"response is not JSON ({len(raw)} bytes)") from None
         if not isinstance(data, dict):
@@ -271,3 +276,23 @@ def _retry_after(e: urllib.error.HTTPError) -> float | None:
         return float(e.headers.get("Retry-After"))
     except (TypeError, ValueError):
         return None
+
+
+def _scrub_url(url: str) -> str:
+    """``url`` without credentials (``user:pass@``) or a query string, for messages and logs."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def _content_text(content) -> str:
+    """The text of a chat message's ``content``: a string, or the text parts of a list of parts."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
+    return str(content)

@@ -49,10 +49,12 @@ class VLLMTeacher:
 
         vllm = import_vllm()
         self.SamplingParams = vllm.SamplingParams
-        self.encoder = VideoPromptEncoder(AutoProcessor.from_pretrained(model_path), template)
+        self.encoder = VideoPromptEncoder(
+            AutoProcessor.from_pretrained(model_path, local_files_only=True), template)
         self.engine_kwargs = dict(model=str(model_path), tensor_parallel_size=int(tensor_parallel_size),
                                   dtype=dtype, gpu_memory_utilization=gpu_memory_utilization,
-                                  limit_mm_per_prompt={"image": 0, "video": 1})
+                                  limit_mm_per_prompt={"image": 0, "video": 1},
+                                  load_format="safetensors")
         if max_model_len is not None:
             self.engine_kwargs["max_model_len"] = int(max_model_len)
         self.engine_kwargs.update(engine_args or {})

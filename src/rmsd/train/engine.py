@@ -142,6 +142,10 @@ class Engine:
             self.model = DDP(self.module, device_ids=ids)
         else:
             self.model = self.module
+        if rt.cuda:
+            log.info("%s on %s: bf16=%s gradient_checkpointing=%s compile=%s %s", name, rt.device,
+                     use_bf16(ex, rt), ex.gradient_checkpointing, ex.compile,
+                     "deepspeed" if self.ds is not None else ("ddp" if rt.distributed else "single"))
 
     # -- setup -------------------------------------------------------------------------------
     def _init_deepspeed(self, batch_per_rank: int) -> None:
@@ -202,22 +206,26 @@ class Engine:
         return contextlib.nullcontext()
 
     def backward(self, loss: torch.Tensor) -> None:
-        """Backward of an already-scaled micro-step loss (no extra division by micro-steps)."""
+        """Backward of an already-scaled micro-step loss (no extra division by micro-steps).
+
+        Under DeepSpeed each backward is followed by ``engine.step()``, as DeepSpeed requires: it
+        only reduces gradients and applies the optimizer at the accumulation boundary (the last
+        micro-step), so the update happens here, with the learning rate already set.
+        """
         if self.ds is not None:
             self.ds.backward(loss, scale_wrt_gas=False)
+            self.ds.step()
         else:
             loss.backward()
 
-    def step(self, on_nonfinite: str = "fail") -> float | None:
+    def step(self) -> float | None:
         """Clip and apply the accumulated gradients; returns the gradient norm.
 
-        Returns None (nothing applied, gradients cleared) when the norm is not finite and
-        ``on_nonfinite == "skip"``; the caller raises or counts it. DeepSpeed clips inside its own
-        step, and its norm is only read after it.
+        Returns None (nothing applied, gradients cleared) when the norm is not finite; the caller
+        raises or counts it. DeepSpeed clips and steps inside :meth:`backward`; its norm is only
+        read afterwards, and a non-finite one raises (the update cannot be undone).
         """
-        if self.ds is not None:
-            for _ in range(self.micro_steps):  # one engine.step per backward; it steps at the boundary
-                self.ds.step()
+        if self.ds is not None:  # already stepped in the last backward()
             norm = self.ds.get_global_grad_norm()
             norm_f = float(norm) if norm is not None else float("nan")
             if norm is not None and not math.isfinite(norm_f):

@@ -244,6 +244,7 @@ def train_variant(cfg: dict, out_dir: str, rt: Runtime | None = None) -> dict:
                         truncate_to=resume_point.state.get("log_offset") if resume_point else 0,
                         purge_step=resume_point.state.get("global_step") if resume_point else None)
     ctx = TrainContext(rt=rt, logger=logger, checkpointer=checkpointer)
+    examples = _rl_examples(sel_items, prompts, selection, mode, rl_cfg, summary) if mode != "none" else []
     n1 = sft_cfg.steps if s1_on else 0
     final_eng = None
     try:
@@ -273,7 +274,6 @@ def train_variant(cfg: dict, out_dir: str, rt: Runtime | None = None) -> dict:
                 disc = Discriminator(copy.deepcopy(ref.model), ref.config.text_config.hidden_size)
                 if ctx.resume is not None:
                     load_discriminator(disc, ctx.resume.path / "disc.safetensors")
-            examples = _rl_examples(sel_items, prompts, selection, mode, rl_cfg, summary)
             ctx.global_offset = n1
             ctx.base_state = {"stage1_summary": summary.get("stage1")}
             summary["stage2"] = rl_train(policy, ref, disc, encoder, examples, rl_cfg, mode,
