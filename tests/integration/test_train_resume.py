@@ -51,7 +51,7 @@ def capture_loaded(monkeypatch):
 
     def spy(self, state):
         orig(self, state)
-        seen.append((self.name, copy.deepcopy(self.optimizer.state_dict())))  # tensors change in place later
+        seen.append((self.name, copy.deepcopy(self.optimizer_state()["adamw"])))  # tensors change in place later
 
     monkeypatch.setattr(Engine, "load_optimizer_state", spy)
     return seen
@@ -176,14 +176,15 @@ def test_sigkill_and_rerun(world, tmp_path):
 
 
 @pytest.mark.slow
-def test_resume_under_deepspeed_zero2(world, tmp_path, monkeypatch, capture_loaded):
-    """One-process ZeRO-2 with gradient accumulation: the sharded optimizer state (AdamW moments
-    over the flat fp32 partition, and the partition itself) is restored and the run ends where an
+@pytest.mark.parametrize("zero", ["zero2", "zero3"])
+def test_resume_under_deepspeed(world, tmp_path, monkeypatch, capture_loaded, zero):
+    """One-process ZeRO with gradient accumulation: the sharded optimizer state (AdamW moments over
+    the flat fp32 partition, and the partition itself) is restored and the run ends where an
     uninterrupted one does."""
     for k, v in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1"), ("MASTER_ADDR", "127.0.0.1")):
         monkeypatch.setenv(k, v)
     cfg = yaml.safe_load(write_config(world, tmp_path / "cfg.yaml", stage1={"sft": {
-        "deepspeed": "zero2", "micro_batch_size": 2}}, stage2={"mode": "none"}).read_text())
+        "deepspeed": zero, "micro_batch_size": 2}}, stage2={"mode": "none"}).read_text())
     train_variant(cfg, str(tmp_path / "ref"))
     out = tmp_path / "out"
     monkeypatch.setattr(context, "STEP_HOOKS", [_interrupt_at("stage1", 4)])
@@ -197,5 +198,6 @@ def test_resume_under_deepspeed_zero2(world, tmp_path, monkeypatch, capture_load
     (name, loaded), = capture_loaded
     for k, st in saved["adamw"]["state"].items():
         assert torch.equal(st["exp_avg"], loaded["state"][k]["exp_avg"])
+        assert float(st["step"]) == float(loaded["state"][k]["step"]) == 4
     ref_w, w = _weights(tmp_path / "ref"), _weights(out)
     assert all(torch.allclose(ref_w[k], w[k], atol=1e-6) for k in ref_w)

@@ -261,12 +261,14 @@ class Engine:
         """
         if self.ds is None or self.zero_stage == 0:
             return {"adamw": self.optimizer.state_dict()}
-        return {"adamw": self.optimizer.state_dict(),
-                "fp32_partitions": [t.detach().clone().cpu() for t in self._fp32_partitions()]}
+        with self._zero3_param_groups():
+            adamw = self.optimizer.state_dict()
+        return {"adamw": adamw, "fp32_partitions": [t.detach().clone().cpu() for t in self._fp32_partitions()]}
 
     def load_optimizer_state(self, state: dict) -> None:
         """Restore what :meth:`optimizer_state` returned (same world size and ZeRO stage)."""
-        self.optimizer.load_state_dict(state["adamw"])
+        with self._zero3_param_groups():
+            self.optimizer.load_state_dict(state["adamw"])
         if "fp32_partitions" in state:
             parts = self._fp32_partitions()
             if len(parts) != len(state["fp32_partitions"]):
@@ -279,6 +281,20 @@ class Engine:
                                           f"checkpoint vs {tuple(dst.shape)} here (different world size?)")
                     dst.copy_(src.to(dst.device))
             self._refresh_from_fp32()
+
+    @contextlib.contextmanager
+    def _zero3_param_groups(self):
+        """ZeRO-3 keeps the client optimizer's param groups empty between steps; fill them with the
+        flat fp32 partitions while its state is read or written (as DeepSpeed's own checkpointing does)."""
+        opt = self.ds.optimizer if self.zero_stage == 3 else None
+        if opt is None:
+            yield
+            return
+        opt._set_fp32_optimizer_param_groups()
+        try:
+            yield
+        finally:
+            opt._clear_fp32_optimizer_param_groups()
 
     def _fp32_partitions(self) -> list[torch.Tensor]:
         opt = self.ds.optimizer
