@@ -8,10 +8,12 @@ import sys
 
 import pytest
 import torch
+import yaml
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from trainworld import read_log, run_train, write_config
 from rmsd.models.inputs import VideoPromptEncoder, model_kwargs
+from rmsd.train.run import train_variant
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
 
@@ -43,6 +45,14 @@ def test_torchrun_two_processes_gloo(world, tmp_path):
     r = run_train(cfg, out, *TORCHRUN, "--master_port", _port())
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
     _check_trained(out, world, 8)
+    # each rank draws its own batches: rank 0 draws what one process with the per-rank batch (4)
+    # draws, so if rank 1 drew the same, every global token count would be exactly twice that
+    one = write_config(world, tmp_path / "one.yaml", stage1={"sft": {"steps": 8, "batch_size": 4}},
+                       stage2={"mode": "none"})
+    train_variant(yaml.safe_load(one.read_text()), str(tmp_path / "one"))
+    tok_ddp = [r["tokens"] for r in read_log(out)]
+    tok_one = [r["tokens"] for r in read_log(tmp_path / "one")]
+    assert any(a != 2 * b for a, b in zip(tok_ddp, tok_one))
 
 
 @pytest.mark.slow

@@ -32,7 +32,7 @@ def slurm_problem() -> str | None:
     except subprocess.TimeoutExpired:
         return "sinfo timed out (no controller answering)"
     if p.returncode != 0:
-        return f"sinfo failed: {p.stderr.strip()[:200]}"
+        return f"sinfo failed: {' '.join(p.stderr.split())[:300]}"
     states = p.stdout.split()
     if not any(s.rstrip("*~#!%$@^-").startswith(("idle", "mix", "alloc")) for s in states):
         return f"no usable Slurm node (sinfo states: {states})"

@@ -128,7 +128,9 @@ def test_training_launches_one_process_per_gpu(paper_dryrun):
 def test_cpu_jobs_get_profile_defaults(paper_dryrun):
     _, jobs, _ = paper_dryrun
     profile = yaml.safe_load((ROOT / "slurm" / "config.yaml").read_text())["default-resources"]
-    cpu_jobs = [j for j in jobs if j["rule"] not in GPU_RULES and not j["local"] and j["resources"]]
+    # rules without config resources (rule_resources always sets cpus_per_task)
+    cpu_jobs = [j for j in jobs if j["rule"] not in GPU_RULES and not j["local"] and j["resources"]
+                and "cpus_per_task" not in j["resources"]]
     assert cpu_jobs
     for j in cpu_jobs:
         assert _int(j["resources"], "gpu") == 0, j

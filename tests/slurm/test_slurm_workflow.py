@@ -190,7 +190,7 @@ def test_requeued_training_job_resumes_from_its_checkpoint(slurm_run):
     assert job["Requeue"] == "1" and job["Restarts"] == "1", job  # sbatch --requeue; ran twice
     assert job["JobState"] == "COMPLETED", job
     # the same Slurm job (id) finished it: Snakemake submitted the training job once
-    train_submissions = [j for j, log in submitted(out).items() if "/rule_train_student/" in log]
+    train_submissions = [j for j, path in submitted(out).items() if "/rule_train_student/" in path]
     assert train_submissions == [jid], (train_submissions, jid)
     summary = json.loads((out_dir / "summary.json").read_text())
     assert summary.get("resumed_from"), summary  # continued from a checkpoint, not from step 0

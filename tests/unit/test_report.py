@@ -145,6 +145,7 @@ def test_k_table_union_with_paper_and_not_run(results):
     assert d.loc[1, f"{BENCH}_mean"] == pytest.approx(39.0) and d.loc[1, f"{BENCH}_delta"] == pytest.approx(-3.0)
     assert d.loc[3, "paper_VideoMME"] == 65.5 and pd.isna(d.loc[3, f"{BENCH}_mean"])
     assert "k8" in t.caption and t.blocks[0][1].variant.iloc[3] == "not run"
+    assert "nan" not in tables.to_markdown(t) and "nan" not in tables.to_latex(t)
 
 
 def test_tau_table_retained_ratio_beside_paper(results):
@@ -174,8 +175,9 @@ def test_task_adaptive_views(results):
     grid = t.blocks[0][1].set_index("closed-ended matching")
     assert grid.loc["closed: quality", "open: uniform"].startswith("42.0 ± 2.0")
     assert grid.loc["closed: quality", "open: quality"] == "not run"
-    paper = t.blocks[1][1].set_index("task type")
-    assert paper.loc["closed-ended", "uniform (ours, closed-ended items)"].startswith("31.0")
+    paper = t.blocks[1][1].set_index("task type (items scored)")
+    assert paper.loc["closed-ended", "uniform (ours)"].startswith("31.0")
+    assert paper.loc["open-ended", "quality (ours)"] == "not run"
     assert paper.loc["open-ended", "uniform (paper)"] == "59.1"
     assert "match_qq" in t.caption
     assert "open axis degenerate" in t.notes  # q_open is the validity flag: with format_filter on, p is uniform

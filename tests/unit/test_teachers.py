@@ -436,6 +436,7 @@ def test_vllm_backend_builds_requests(tmp_path, tiny_model_dir, monkeypatch):
     st = run(tmp_path, ds, sp, K=3)
     assert fake.engines == [{"model": str(tiny_model_dir), "tensor_parallel_size": 2, "dtype": "auto",
                              "gpu_memory_utilization": 0.9, "limit_mm_per_prompt": {"image": 0, "video": 1},
+                             "load_format": "safetensors",
                              "enforce_eager": True}]
     (prompts, sps), = fake.generated  # one engine call for the chunk
     frames = ds[2]

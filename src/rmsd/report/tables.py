@@ -335,7 +335,7 @@ def _sensitivity(df, rows, benchmarks, ret, key: str, paper: dict, ref_base: str
                 rm, rs, _ = _retention(ret, v)
             else:
                 bdata = {f"{b}_{s}": None for b in benchmarks for s in ("mean", "std", "delta")}
-                bdisp = {f"{b} (ours)": DASH for b in benchmarks}
+                bdisp = {k: DASH for b in benchmarks for k in (f"{b} (ours)", f"Δ {b}")}
                 rm = rs = float("nan")
             data.update(bdata)
             data.update({"retained_pct_mean": _r(rm, 1), "retained_pct_std": _r(rs, 1)})
@@ -352,7 +352,7 @@ def _sensitivity(df, rows, benchmarks, ret, key: str, paper: dict, ref_base: str
                 disp["note"] = data["note"]
             data_rows.append(data)
             disp_rows.append(disp)
-    return data_rows, disp_rows
+    return data_rows, [{k: d.get(k, DASH) for k in dict.fromkeys(k for r in disp_rows for k in r)} for d in disp_rows]
 
 
 def k_table(df: pd.DataFrame, rows: list[dict], benchmarks: list[str], ret: pd.DataFrame | None,
@@ -415,11 +415,11 @@ def task_adaptive_table(df: pd.DataFrame, rows: list[dict], benchmark: str, defa
     dflt = {"closed": default_weighting.get("closed", "quality"), "open": default_weighting.get("open", "uniform")}
     paper_rows = []
     for kind in ("closed", "open"):
-        row = {"task type": f"{kind}-ended"}
+        row = {"task type (items scored)": f"{kind}-ended"}
         for s in strategies:
             key = (s, dflt["open"]) if kind == "closed" else (dflt["closed"], s)
             cell = cells.get(key)
-            row[f"{s} (ours, {kind}-ended items)"] = f"{cell[kind]} ({cell['v']})" if cell else "not run"
+            row[f"{s} (ours)"] = f"{cell[kind]} ({cell['v']})" if cell else "not run"
         for s in strategies:
             ref = P.TASK_ADAPTIVE.get((kind, s))
             alt = P.TASK_ADAPTIVE_D2.get((kind, s))
