@@ -1,5 +1,6 @@
 # Validation and input functions. No rules here.
 import os
+import sys
 
 from snakemake.utils import validate
 
@@ -7,6 +8,9 @@ from rmsd.config import check_config, resolve_variant
 from rmsd.report.spec import ReportSpec
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Shell rules run the interpreter (and torchrun, accelerate, deepspeed) of the environment that runs
+# Snakemake, also when it was started as .venv/bin/snakemake without activating the environment.
+ENV_BIN = os.path.dirname(sys.executable)
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 validate(config, schema="../config/schema.yaml")

@@ -6,8 +6,8 @@ rule models_processor:
     log:
         "results/logs/models_processor/processor.log",
     params:
-        tokenizer=config["models"]["tokenizer"],
-        processor=config["models"]["processor"],
+        tokenizer=config["models"].get("tokenizer"),
+        processor=config["models"].get("processor"),
         template=config["template"],
     script:
         "../scripts/models_processor.py"

@@ -78,6 +78,7 @@ def test_resume_mid_stage1(world, tmp_path, monkeypatch, capture_loaded):
     ckpt = Path(str(out) + ".tmp") / "checkpoints" / "step_4"
     assert ckpt.is_dir() and not (Path(str(out) + ".tmp") / "checkpoints" / "step_2").exists()
     assert (ckpt / "policy" / "model.safetensors").exists() and not out.exists()
+    assert yaml.safe_load((ckpt / "config.resolved.yaml").read_text()) == cfg
     saved_opt = tmp_path / "optim_at_4.pt"
     saved_opt.write_bytes((ckpt / "optim_policy.pt").read_bytes())
     assert _steps([json.loads(x) for x in (Path(str(out) + ".tmp") / "train_log.jsonl").read_text().splitlines()],

@@ -88,6 +88,8 @@ def test_single_sample_pool(tmp_path):
     sel = read_jsonl(w["selection"])
     for r in sel:
         r["pool"] = [dict(r["pool"][0], p=1.0)]
+    sel[0]["sft_target"] = sel[0]["pool"][0]["text"] = ""  # a raw, empty teacher sample is still a sample
+    sel[0]["pool"][0]["q"] = 0.0
     write_jsonl(w["selection"], sel)
     summary, log, _ = _train(w, tmp_path, stage1={"sft": {"steps": 2}}, stage2={"rl": {"steps": 1}})
     assert summary["stage2"]["mode"] == "adversarial" and len([r for r in log if r["stage"] == "stage2"]) == 2

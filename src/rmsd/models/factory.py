@@ -1,4 +1,4 @@
-"""Tiny Qwen2-VL-architecture models built from a config, saved and loaded like real checkpoints.
+"""Tiny Qwen2-VL / Qwen3-VL models built from a config, saved and loaded like real checkpoints.
 
 The same loading path (``AutoProcessor`` + ``AutoModelForImageTextToText``) serves the paper's
 Qwen3-VL checkpoints, so everything downstream of this module is model-agnostic.

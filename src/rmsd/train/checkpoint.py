@@ -7,6 +7,7 @@ A checkpoint directory holds
 * ``optim_<name>.pt`` (or ``optim_<name>_rank<r>.pt`` under ZeRO, one per rank): optimizer state,
   tensors only, read back with ``torch.load(weights_only=True)``;
 * ``rng_rank<r>.pt`` / ``rng_rank<r>.json``: each rank's torch, CUDA, batch-sampler and NumPy RNGs;
+* ``config.resolved.yaml``: the run's resolved config;
 * ``state.json``: stage, steps done in the stage and overall, the byte length of ``train_log.jsonl``
   at that point, skip counters and the summaries of finished stages.
 
@@ -102,10 +103,12 @@ class Checkpointer:
         root: the checkpoints directory.
         rt: process layout (rank 0 writes shared files; every rank writes its own RNG and ZeRO shards).
         keep: finished ``step_*`` directories to keep (the newest).
+        copy_files: files copied into every checkpoint (the resolved config).
     """
 
-    def __init__(self, root: Path, rt: Runtime, keep: int = 1):
+    def __init__(self, root: Path, rt: Runtime, keep: int = 1, copy_files: tuple = ()):
         self.root, self.rt, self.keep = Path(root), rt, max(1, keep)
+        self.copy_files = [Path(p) for p in copy_files]
 
     def steps(self) -> list[tuple[int, Path]]:
         """Finished checkpoints, oldest first."""
@@ -153,9 +156,13 @@ class Checkpointer:
             if sharded or rt.is_main:
                 path = partial / (f"optim_{name}_rank{rt.rank}.pt" if sharded else f"optim_{name}.pt")
                 torch.save(eng.optimizer_state(), path)
-        for name, fn in savers.items():  # models without an optimizer (none today) still get saved
-            if name not in engines and rt.is_main:
-                fn(partial)
+        if rt.is_main:
+            for name, fn in savers.items():  # models without an optimizer (none today) still get saved
+                if name not in engines:
+                    fn(partial)
+            for f in self.copy_files:
+                if f.exists():
+                    shutil.copy2(f, partial / f.name)
         tensors, js = rng
         torch.save(tensors, partial / f"rng_rank{rt.rank}.pt")
         (partial / f"rng_rank{rt.rank}.json").write_text(json.dumps(js))

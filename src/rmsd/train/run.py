@@ -149,7 +149,7 @@ def _load_selection(cfg: dict, rt: Runtime) -> tuple[list[dict], list[dict], lis
                                 "stage1.on_missing_frames: skip to leave it out)")
             counts["n_missing_frames"] += 1
             continue
-        if not rec["pool"] or not isinstance(rec["sft_target"], str) or not rec["sft_target"]:
+        if not rec["pool"] or not isinstance(rec["sft_target"], str):  # "" is a (raw, empty) response
             if on_empty == "fail":
                 raise DataError(f"{where} has an empty pool or no SFT target (set "
                                 "stage2.rl.on_empty_pool: skip to leave it out)")
@@ -216,7 +216,7 @@ def train_variant(cfg: dict, out_dir: str, rt: Runtime | None = None) -> dict:
     resumable = _prepare_tmp(cfg, tmp, rt)
     rt.barrier()
     ckpt_root = tmp / CHECKPOINT_DIR
-    checkpointer = Checkpointer(ckpt_root, rt)
+    checkpointer = Checkpointer(ckpt_root, rt, copy_files=(tmp / "config.resolved.yaml",))
     s1_final = ckpt_root / STAGE1_FINAL
     s1_done = resumable and (s1_final / "state.json").exists()
     latest = checkpointer.latest() if resumable else None
