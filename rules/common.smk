@@ -11,6 +11,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # Shell rules run the interpreter (and torchrun, accelerate, deepspeed) of the environment that runs
 # Snakemake, also when it was started as .venv/bin/snakemake without activating the environment.
 ENV_BIN = os.path.dirname(sys.executable)
+if ENV_BIN not in os.environ.get("PATH", "").split(os.pathsep):
+    os.environ["PATH"] = ENV_BIN + os.pathsep + os.environ.get("PATH", "")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 validate(config, schema="../config/schema.yaml")

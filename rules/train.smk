@@ -32,4 +32,4 @@ rule train_student:
     resources:
         **rule_resources("train_student"),
     shell:
-        "PATH=" + ENV_BIN + ":$PATH {params.launch} --config {input.cfg:q} --out {output:q} --threads {threads} > {log:q} 2>&1"
+        "{params.launch} --config {input.cfg} --out {output} --threads {threads} > {log} 2>&1"

@@ -78,8 +78,9 @@ def test_missing_path_fails_at_workflow_parse_time(tmp_path):
     """snakemake -n stops while parsing (before any job) and names the key and the path."""
     for name in ("Snakefile", "rules", "scripts", "config"):
         (tmp_path / name).symlink_to(ROOT / name)
-    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(
-        {"data": {"generator": "external", "external": {"distill": "no/such/distill.jsonl"}}}))
+    cfg = load()  # --configfile replaces the default, so the bad config is a complete one
+    cfg["data"] = {"generator": "external", "external": {"distill": "no/such/distill.jsonl"}}
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     snakemake = str(Path(sys.executable).with_name("snakemake"))
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     p = subprocess.run([snakemake, "--cores", "1", "-n", "--configfile", "bad.yaml"], cwd=tmp_path,
