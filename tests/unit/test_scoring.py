@@ -239,7 +239,7 @@ def test_parse_number(s, expected):
         ("temporal", "[3, 1]", False, None),
         ("temporal", "[2, 2]", False, None),
         ("temporal", "[-1, 2]", False, None),
-        ("temporal", "1.0, 3.0", False, None),
+        ("temporal", "1.0, 3.0", True, [1.0, 3.0]),  # a bare list is a usual written form
         ("temporal", "[1.0, 3.0, 4.0]", False, None),
         ("spatial", "[100, 200, 300, 400]", True, [100.0, 200.0, 300.0, 400.0]),
         ("spatial", "[0, 0, 1000, 1000]", True, [0.0, 0.0, 1000.0, 1000.0]),

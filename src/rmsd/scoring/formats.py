@@ -11,8 +11,10 @@ Reason strings are short fixed categories (no response text inside), so they can
 
 from __future__ import annotations
 
+import json
 import math
 import re
+import unicodedata
 from typing import Any, NamedTuple
 
 from rmsd.errors import ConfigError, DataError
@@ -27,7 +29,10 @@ __all__ = [
     "duration_of",
     "extract_mcq_letter",
     "n_options_of",
+    "parse_box",
     "parse_number",
+    "parse_span",
+    "parse_time_s",
 ]
 
 SPAN_TOLERANCE_S: float = 1e-6
@@ -147,6 +152,87 @@ def parse_number(s: str) -> float | None:
     return x if math.isfinite(x) else None
 
 
+_TIME = rf"(?:\d+:)?\d+:\d+(?:\.\d+)?|{_NUM}"
+_TIME_RE = re.compile(_TIME)
+_SPAN_FILLER_RE = re.compile(
+    r"(?:from|to|and|until|till|start|end|begins?|ends?|at|seconds?|secs?|s|\s|[\[\](){}:=,;\-\u2013\u2014\"'])*",
+    re.IGNORECASE)
+_BOX_RE = re.compile(rf"[\[(]?\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*[\])]?")
+
+
+def parse_time_s(token: str) -> float | None:
+    """Seconds from ``"83.5"``, ``"1:23.5"`` (mm:ss) or ``"0:01:23.5"`` (hh:mm:ss); None if invalid.
+
+    >>> parse_time_s("1:23.5"), parse_time_s("0:01:02"), parse_time_s("4.25"), parse_time_s("1:75")
+    (83.5, 62.0, 4.25, None)
+    """
+    parts = token.strip().split(":")
+    try:
+        vals = [float(p) for p in parts]
+    except ValueError:
+        return None
+    if any(not math.isfinite(v) for v in vals) or len(vals) > 3:
+        return None
+    if len(vals) > 1 and (vals[-1] >= 60 or (len(vals) == 3 and vals[1] >= 60)):
+        return None
+    total = 0.0
+    for v in vals:
+        total = total * 60 + v
+    return total
+
+
+def parse_span(text: str) -> list[float] | None:
+    """A ``[start_s, end_s]`` span from the usual written forms, or None.
+
+    Accepted: ``[1.0, 3.0]``, ``(1, 3)``, ``1.0-3.0``, ``1.0 to 3.0``, ``from 1s to 3s``,
+    ``00:01-00:03`` (mm:ss), ``0:00:01 - 0:00:03`` and JSON ``{"start": 1, "end": 3}``. Exactly two
+    times must appear and nothing but brackets, separators and the words from/to/and/until/start/end/
+    s/sec/seconds may surround them. A leading sign is not a separator: ``-1`` stays a number only
+    inside brackets.
+
+    >>> parse_span("[1.0, 3.0]"), parse_span("from 00:01 to 00:03"), parse_span('{"start": 1, "end": 2.5}')
+    ([1.0, 3.0], [1.0, 3.0], [1.0, 2.5])
+    >>> parse_span("1.0-3.0"), parse_span("about 1 to 3"), parse_span("[1, 2, 3]")
+    ([1.0, 3.0], None, None)
+    """
+    s = text.strip()
+    if s.startswith("{"):
+        try:
+            obj = json.loads(s)
+        except (ValueError, RecursionError):
+            return None
+        if isinstance(obj, dict) and {"start", "end"} <= set(obj):
+            vals = [obj["start"], obj["end"]]
+            if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
+                out = [float(v) for v in vals]
+                return out if all(math.isfinite(v) for v in out) else None
+        return None
+    m = _PAIR_RE.fullmatch(s)
+    if m:
+        return _floats(m.groups())
+    tokens = [(t.start(), t.end()) for t in re.finditer(r"(?:\d+:)?\d+:\d+(?:\.\d+)?|\d+(?:\.\d+)?", s)]
+    if len(tokens) != 2:
+        return None
+    rest = s[:tokens[0][0]] + " " + s[tokens[0][1]:tokens[1][0]] + " " + s[tokens[1][1]:]
+    if not _SPAN_FILLER_RE.fullmatch(rest):
+        return None
+    vals = [parse_time_s(s[a:b]) for a, b in tokens]
+    return None if any(v is None for v in vals) else vals
+
+
+def parse_box(text: str) -> list[float] | None:
+    """Four numbers ``x1, y1, x2, y2`` in ``[...]``, ``(...)`` or bare, or ``[[...]]``; else None.
+
+    >>> parse_box("[10, 20, 30, 40]"), parse_box("(10,20,30,40)"), parse_box("[[1, 2, 3, 4]]")
+    ([10.0, 20.0, 30.0, 40.0], [10.0, 20.0, 30.0, 40.0], [1.0, 2.0, 3.0, 4.0])
+    """
+    s = text.strip()
+    if s.startswith("[[") and s.endswith("]]"):
+        s = s[1:-1].strip()
+    m = _BOX_RE.fullmatch(s)
+    return _floats(m.groups()) if m else None
+
+
 def _floats(groups: tuple[str, ...]) -> list[float] | None:
     vals = [float(g) for g in groups]
     return vals if all(math.isfinite(v) for v in vals) else None
@@ -192,8 +278,9 @@ def check_task(answer_text: str, item: dict, open_max_words: int = 64) -> TaskCh
     mcq       :func:`extract_mcq_letter` finds one allowed letter       ``"B"``
     numeric   :func:`parse_number` gives a finite number              float
     ocr       non-empty after stripping                                stripped string
-    temporal  ``[s, e]`` seconds, ``0 <= s < e <= duration_s + 1e-6``  ``[s, e]`` floats
-    spatial   ``[x1, y1, x2, y2]``, ``x1 < x2``, ``y1 < y2``, all in    list of 4 floats
+    temporal  :func:`parse_span` (seconds, mm:ss, JSON), then          ``[s, e]`` floats
+              ``0 <= s < e <= duration_s + 1e-6``
+    spatial   :func:`parse_box`, ``x1 < x2``, ``y1 < y2``, all in       list of 4 floats
               ``[0, 1000]``
     open      non-empty, at most ``open_max_words`` words             stripped string
     ========= ======================================================= ==========================
@@ -219,7 +306,8 @@ def check_task(answer_text: str, item: dict, open_max_words: int = 64) -> TaskCh
         )
     if not isinstance(answer_text, str):
         return TaskCheck(False, None, "no answer text")
-    s = answer_text.strip()
+    # full-width digits, letters and brackets (and other compatibility forms) read as ASCII
+    s = unicodedata.normalize("NFKC", answer_text).strip()
     if task == "mcq":
         n = n_options_of(item)
         letter = extract_mcq_letter(s, n)
@@ -233,8 +321,7 @@ def check_task(answer_text: str, item: dict, open_max_words: int = 64) -> TaskCh
         return TaskCheck(True, s, None) if s else TaskCheck(False, None, "empty text")
     if task == "temporal":
         duration_s = duration_of(item)
-        m = _PAIR_RE.fullmatch(s)
-        vals = _floats(m.groups()) if m else None
+        vals = parse_span(s)
         if vals is None:
             return TaskCheck(False, None, "not a [start, end] pair")
         start, end = vals
@@ -244,8 +331,7 @@ def check_task(answer_text: str, item: dict, open_max_words: int = 64) -> TaskCh
             return TaskCheck(False, None, "span outside [0, duration_s]")
         return TaskCheck(True, [start, end], None)
     if task == "spatial":
-        m = _QUAD_RE.fullmatch(s)
-        vals = _floats(m.groups()) if m else None
+        vals = parse_box(s)
         if vals is None:
             return TaskCheck(False, None, "not a [x1, y1, x2, y2] box")
         x1, y1, x2, y2 = vals
