@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rmsd.errors import DataError, MissingArtifactError
+from rmsd.io import read_jsonl_numbered
 from rmsd.tasks import OPTION_LETTERS
 
 __all__ = [
@@ -173,18 +174,7 @@ def load_records(path: str | Path) -> list[Record]:
     suffix = path.suffix.lower()
     out: list[Record] = []
     if suffix == ".jsonl":
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-                if not isinstance(rec, dict):
-                    raise DataError(f"{path}:{lineno}: expected a JSON object")
-                out.append(Record(f"{path}:{lineno}", rec, path))
-        return out
+        return [Record(f"{path}:{ln.lineno}", ln.record, path) for ln in read_jsonl_numbered(path)]
     if suffix == ".json":
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
