@@ -451,7 +451,7 @@ def teacher_unreliability(stats: dict) -> pd.DataFrame:
     rows = []
 
     def add(teacher, task, g, ref):
-        qa = g.get("q_analysis") if task == "open" else None
+        qa = g.get("q_analysis") if task in ("open", "all") else None  # as in the figure
         src = qa or g
         rows.append({
             "teacher": teacher, "task": task, "n_items": g["n_items"],
