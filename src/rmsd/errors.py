@@ -27,3 +27,16 @@ class TeacherError(RmsdError):
 
 class TrainingError(RmsdError):
     """Training hit an unrecoverable state (NaN loss, empty data) under the configured policy."""
+
+
+def check_known_keys(cls, d: dict, section: str, exclude: frozenset = frozenset()) -> None:
+    """Raise :class:`ConfigError` naming the keys of ``d`` that are not fields of dataclass ``cls``.
+
+    ``section`` names the config block in the message ("SFT", "RL", ...); ``exclude`` lists fields
+    that may not be set from config.
+    """
+    from dataclasses import fields
+
+    known = {f.name for f in fields(cls)} - set(exclude)
+    if unknown := sorted(set(d) - known):
+        raise ConfigError(f"unknown {section} key(s) {unknown}; valid: {sorted(known)}")

@@ -23,13 +23,14 @@ from __future__ import annotations
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from rmsd.errors import ConfigError, DataError, MissingArtifactError
+from rmsd.errors import check_known_keys
 from rmsd.evaluation.metrics import bootstrap_ci, pass_at_k
 from rmsd.io import (
     JsonlAppender,
@@ -78,9 +79,7 @@ class EvalConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "EvalConfig":
-        known = {f.name for f in fields(cls)}
-        if unknown := sorted(set(d) - known):
-            raise ConfigError(f"unknown evaluation key(s) {unknown}; valid: {sorted(known)}")
+        check_known_keys(cls, d, "evaluation")
         cfg = cls(**d)
         if cfg.benchmark is not None:
             from rmsd.evaluation.benchmarks.settings import resolve_settings

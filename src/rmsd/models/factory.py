@@ -6,7 +6,7 @@ Qwen3-VL checkpoints, so everything downstream of this module is model-agnostic.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -26,6 +26,7 @@ from transformers import (
 )
 
 from rmsd.errors import ConfigError, MissingArtifactError
+from rmsd.errors import check_known_keys
 from rmsd.models.tokenizer import CHAT_TEMPLATE
 
 
@@ -53,10 +54,7 @@ class TinyVLMConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "TinyVLMConfig":
         """Strict constructor: an unknown key raises :class:`ConfigError` naming it."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown model architecture key(s) {unknown}; valid: {sorted(known)}")
+        check_known_keys(cls, d, "model architecture")
         cfg = cls(**d)
         if cfg.hidden % cfg.heads or cfg.heads % cfg.kv_heads:
             raise ConfigError(f"hidden ({cfg.hidden}) must divide by heads ({cfg.heads}) and "

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from rmsd.errors import ConfigError
+from rmsd.errors import check_known_keys
 from rmsd.io import stable_hash
 
 
@@ -38,9 +39,7 @@ class SamplingParams:
     @classmethod
     def from_dict(cls, d: dict) -> "SamplingParams":
         """Strict constructor: unknown keys raise :class:`ConfigError`."""
-        known = {f.name for f in fields(cls)}
-        if unknown := sorted(set(d) - known):
-            raise ConfigError(f"unknown sampling key(s) {unknown}; valid: {sorted(known)}")
+        check_known_keys(cls, d, "sampling")
         return cls(**d)
 
     def as_dict(self) -> dict:

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 from tqdm import tqdm
 
 from rmsd.errors import ConfigError, TrainingError
+from rmsd.errors import check_known_keys
 from rmsd.models.inputs import EncodedPrompt, VideoPromptEncoder, model_kwargs
 from rmsd.train.checkpoint import capture_rng, restore_rng
 from rmsd.train.context import StepLogger, TrainContext, run_step_hooks
@@ -67,9 +68,7 @@ class SFTConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "SFTConfig":
         """Strict constructor: unknown keys raise :class:`ConfigError`."""
-        known = {f.name for f in fields(cls)}
-        if unknown := sorted(set(d) - known):
-            raise ConfigError(f"unknown SFT key(s) {unknown}; valid: {sorted(known)}")
+        check_known_keys(cls, d, "SFT")
         cfg = cls(**d)
         if cfg.on_nan not in ON_NAN:
             raise ConfigError(f"sft.on_nan must be 'fail' or 'skip', got {cfg.on_nan!r}")

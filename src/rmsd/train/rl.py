@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from rmsd.errors import ConfigError, TrainingError
+from rmsd.errors import check_known_keys
 from rmsd.models.inputs import EncodedPrompt, VideoPromptEncoder, generate, model_kwargs, response_logprobs
 from rmsd.tasks import is_closed
 from rmsd.train.checkpoint import capture_rng, restore_rng
@@ -106,9 +107,7 @@ class RLConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "RLConfig":
         """Strict constructor: unknown keys or invalid choices raise :class:`ConfigError`."""
-        known = {f.name for f in fields(cls)} - {"extra"}
-        if unknown := sorted(set(d) - known):
-            raise ConfigError(f"unknown RL key(s) {unknown}; valid: {sorted(known)}")
+        check_known_keys(cls, d, "RL", exclude=frozenset({"extra"}))
         cfg = cls(**d)
         if cfg.d_score not in D_SCORES:
             raise ConfigError(f"rl.d_score must be one of {D_SCORES}, got {cfg.d_score!r}")
