@@ -41,9 +41,7 @@ def is_trained(variant):
     return variant_cfg(variant)["train"]
 
 
-def variant_seeds(variant):
-    """Untrained models are deterministic: one seed."""
-    return config["seeds"] if is_trained(variant) else config["seeds"][:1]
+
 
 
 def teacher_dir(teacher):

@@ -24,5 +24,6 @@ rule score_select:
         "results/logs/score_select/{variant}/seed{seed}.log",
     params:
         cfg=lambda wc: variant_cfg(wc.variant)["selection"],
+        template=config["template"],
     script:
         "../scripts/score_select.py"

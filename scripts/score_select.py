@@ -12,4 +12,5 @@ with log_to(snakemake.log[0]):
         out_stats=snakemake.output.stats,
         cfg=SelectionConfig.from_dict(snakemake.params.cfg),
         seed=int(snakemake.wildcards.seed),
+        template=snakemake.params.template,
     )

@@ -35,7 +35,15 @@ def resolve_variant(config: dict, variant: str) -> dict:
         raise ConfigError(f"unknown variant {variant!r}; valid: {sorted(config['variants'])}")
     resolved = deep_merge(config["recipe"], config["variants"][variant] or {})
     resolved.setdefault("train", True)
+    resolved.setdefault("seeds", list(config["seeds"]))
     return resolved
+
+
+def variant_seeds(config: dict, variant: str) -> list[int]:
+    """Seeds ``variant`` runs: its own ``seeds`` or the top-level ``seeds``; untrained models
+    (the base student, teachers) are deterministic and run the first seed only."""
+    v = resolve_variant(config, variant)
+    return list(v["seeds"]) if v["train"] else list(config["seeds"][:1])
 
 
 def check_config(config: dict) -> None:

@@ -371,9 +371,11 @@ def _config():
 def test_spec_of_the_default_config():
     cfg = _config()
     spec = ReportSpec.from_config(cfg)
-    assert spec.main == ["base", "sft_rl_single", "single_sample", "rmsd", "teacher-strong", "teacher-weak"]
-    assert spec.not_run["k_variants"] == ["k8"] and "k8" not in spec.k
-    assert [spec.row(v)["K"] for v in spec.k] == [1, 2, 4]
+    assert spec.main == ["base", "sft_rl_single", "single_sample", "rmsd", "gt_sft", "teacher-strong",
+                         "teacher-weak"]
+    assert spec.not_run["k_variants"] == [] and cfg["sampling"]["K"] == 8
+    assert [spec.row(v)["K"] for v in spec.k] == [1, 2, 4, 8]
+    assert spec.seeds("k8") == [0, 1, 2] and len(spec.seeds("multi_sample")) == len(cfg["seeds"]) >= 5
     assert [spec.row(v)["tau"] for v in spec.tau] == [0.0, 0.2, 0.3, 0.5]
     assert {tuple(spec.row(v)["weighting"].values()) for v in spec.task_adaptive} == {
         ("quality", "uniform"), ("quality", "quality"), ("uniform", "uniform"), ("uniform", "quality")}

@@ -421,3 +421,31 @@ def test_empty_pool_files(tmp_path):
     stats = score_pool(items, [empty], tmp_path / "o.parquet", tmp_path / "o.json", ScoringConfig())
     assert stats["overall"]["n_responses"] == 0
     assert len(pd.read_parquet(tmp_path / "o.parquet")) == 0
+
+
+# ------------------------------------------------------------------ oracle target and open weighting
+
+def test_ground_truth_target_replaces_the_teacher_sample():
+    rows = [{"teacher": "a", "k": 0, "text": "<answer>A</answer>", "q": 0.0, "valid": True},
+            {"teacher": "a", "k": 1, "text": "<answer>B</answer>", "q": 1.0, "valid": True}]
+    c = SelectionConfig.from_dict({"teachers": ["a"], "tau": 0.0, "sft_target": {"closed": "ground_truth"}})
+    res = select_item(rows, "mcq", c, item_rng("i", 0), ground_truth="<answer>C</answer>")
+    assert (res["sft_target"], res["sft_target_q"], res["sft_teacher"], res["sft_k"]) == (
+        "<answer>C</answer>", 1.0, "ground_truth", -1)
+    assert [x["p"] for x in res["pool"]] == [0.0, 1.0]  # the matching pool is still the teachers'
+    with pytest.raises(ValueError, match="ground truth"):
+        select_item(rows, "mcq", c, item_rng("i", 0))
+
+
+def test_open_quality_weighting_uses_rouge_against_the_reference():
+    rows = [{"teacher": "a", "k": 0, "text": "x", "q": 1.0, "valid": True, "metric": 0.6},
+            {"teacher": "a", "k": 1, "text": "y", "q": 1.0, "valid": True, "metric": 0.2},
+            {"teacher": "a", "k": 2, "text": "z", "q": 0.0, "valid": False, "metric": 0.9}]
+    c = SelectionConfig.from_dict({"teachers": ["a"], "weighting": {"open": "quality"}})
+    res = select_item(rows, "open", c, item_rng("i", 0))
+    assert [x["p"] for x in res["pool"]] == pytest.approx([0.75, 0.25])  # z fails the format filter
+    assert [x["q"] for x in res["pool"]] == [1.0, 1.0]  # q (the discriminator weight) stays validity
+    uni = select_item(rows, "open", SelectionConfig.from_dict({"teachers": ["a"]}), item_rng("i", 0))
+    assert [x["p"] for x in uni["pool"]] == [0.5, 0.5]
+    no_ref = [{**r, "metric": float("nan")} for r in rows]
+    assert [x["p"] for x in select_item(no_ref, "open", c, item_rng("i", 0))["pool"]] == [0.5, 0.5]

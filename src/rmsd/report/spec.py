@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rmsd.config import TEACHER_PREFIX, resolve_variant
+from rmsd.config import TEACHER_PREFIX, resolve_variant, variant_seeds
 from rmsd.errors import ConfigError
 
 VSTAR = "V-STaR"
@@ -103,9 +103,8 @@ class ReportSpec:
         return bool(resolve_variant(self.config, variant)["train"])
 
     def seeds(self, variant: str) -> list[int]:
-        """Trained variants run every seed; untrained models are deterministic: the first seed."""
-        seeds = self.config["seeds"]
-        return list(seeds) if self.trained(variant) else list(seeds[:1])
+        """The variant's seeds (:func:`rmsd.config.variant_seeds`)."""
+        return variant_seeds(self.config, variant)
 
     def ablation_variants(self) -> list[str]:
         """Every variant the ablations target needs (Tables 3-6), in first-seen order."""

@@ -16,8 +16,8 @@ from rmsd.tasks import RESPONSE_TEMPLATES
 
 ASSIGNMENTS: tuple[str, ...] = ("per_item", "union")
 WEIGHTINGS: tuple[str, ...] = ("quality", "uniform")
-SFT_TARGETS_CLOSED: tuple[str, ...] = ("best", "random", "first")
-SFT_TARGETS_OPEN: tuple[str, ...] = ("random", "first")
+SFT_TARGETS_CLOSED: tuple[str, ...] = ("best", "random", "first", "ground_truth")
+SFT_TARGETS_OPEN: tuple[str, ...] = ("random", "first", "ground_truth")
 
 
 def _check_keys(d: Any, allowed: set[str], where: str) -> None:
@@ -117,10 +117,14 @@ class SelectionConfig:
     """Drop responses with ``valid = 0`` for every task type (paper 3.5 "format filtering")."""
     weighting: dict = field(default_factory=_default_weighting)
     """Matching distribution per task family: ``{"closed": "quality"|"uniform",
-    "open": "uniform"|"quality"}``; quality means ``p_k = q_k / sum(q)`` over the kept pool."""
+    "open": "uniform"|"quality"}``; quality means ``p_k = q_k / sum(q)`` over the kept pool. For
+    open-ended items q is only the validity flag, so open ``quality`` weights by ``valid x ROUGE-L``
+    against the reference instead (the "GT-quality weighting" of paper 5.6's open-ended row)."""
     sft_target: dict = field(default_factory=_default_sft_target)
     """Stage-1 target per family:
-    ``{"closed": "best"|"random"|"first", "open": "random"|"first"}``."""
+    ``{"closed": "best"|"random"|"first"|"ground_truth", "open": "random"|"first"|"ground_truth"}``.
+    ``ground_truth`` trains on the rendered ground-truth answer instead of a teacher sample (the
+    oracle upper bound); the matching pool is still built from the teachers."""
 
     def validate(self) -> "SelectionConfig":
         """Check every field; returns ``self``. Raises ConfigError naming the bad key."""

@@ -22,9 +22,9 @@ from rmsd.io import atomic_path, atomic_write_json, write_jsonl
 from rmsd.scoring.config import ScoringConfig, SelectionConfig
 from rmsd.scoring.quality import score_response
 from rmsd.scoring.readers import read_items, read_pool, read_scored
-from rmsd.scoring.select import assign_teachers, candidate_rows, item_rng, select_item
+from rmsd.scoring.select import GROUND_TRUTH, assign_teachers, candidate_rows, item_rng, select_item
 from rmsd.scoring.stats import unreliability_stats
-from rmsd.tasks import is_closed
+from rmsd.tasks import is_closed, render_answer, render_response
 
 SCORED_SCHEMA = pa.schema(
     [
@@ -155,6 +155,7 @@ def select_variant(
     out_stats: str | os.PathLike,
     cfg: SelectionConfig,
     seed: int,
+    template: str = "answer_only",
 ) -> dict[str, Any]:
     """Build one variant's training pool: filter, weight and pick SFT targets (paper 3.5-3.8).
 
@@ -178,6 +179,8 @@ def select_variant(
         out_stats: selection statistics JSON.
         cfg: selection configuration.
         seed: seed of teacher assignment and random choices.
+        template: response template of ``sft_target: ground_truth`` targets
+            (:func:`rmsd.tasks.render_response`).
 
     Returns:
         The stats dict that was written.
@@ -233,7 +236,13 @@ def select_variant(
             by_teacher[tea]["n_items_assigned"] += 1
         for r in cands:
             by_teacher[r["teacher"]]["n_pairs_considered"] += 1
-        res = select_item(cands, task, cfg, item_rng(iid, seed))
+        gt = None
+        if cfg.sft_target["closed" if is_closed(task) else "open"] == GROUND_TRUTH:
+            if item.get("answer") is None:
+                raise DataError(f"{items_path}: item {iid!r} has no ground-truth answer, but "
+                                "selection.sft_target is ground_truth")
+            gt = render_response(render_answer(task, item["answer"]), template)
+        res = select_item(cands, task, cfg, item_rng(iid, seed), ground_truth=gt)
         if res is None:
             t["n_dropped"] += 1
             continue

@@ -98,7 +98,7 @@ def check_sample(rec: dict, where: str) -> None:
 
 
 def read_scored(path: str | os.PathLike) -> list[dict]:
-    """Rows (dicts with ``SCORED_FIELDS``) of a scored-pool parquet.
+    """Rows (dicts with ``SCORED_FIELDS``, plus ``metric`` when the file has it) of a scored-pool parquet.
 
     Raises:
         MissingArtifactError: the file does not exist.
@@ -115,4 +115,6 @@ def read_scored(path: str | os.PathLike) -> list[dict]:
     missing = [c for c in needed if c not in table.column_names]
     if missing:
         raise DataError(f"{path}: missing column(s) {missing}")
+    if "metric" in table.column_names:  # optional: open-ended quality weighting reads it
+        needed.append("metric")
     return table.select(needed).to_pylist()

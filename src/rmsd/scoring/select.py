@@ -19,7 +19,7 @@ from rmsd.io import stable_hash
 from rmsd.scoring.config import SelectionConfig
 from rmsd.tasks import is_closed
 
-__all__ = ["SelectionConfig", "assign_teachers", "candidate_rows", "item_rng", "select_item"]
+__all__ = ["GROUND_TRUTH", "SelectionConfig", "assign_teachers", "candidate_rows", "item_rng", "select_item"]
 
 
 def assign_teachers(item_id: str, teachers: Sequence[str], assignment: str, seed: int) -> list[str]:
@@ -59,8 +59,22 @@ def candidate_rows(rows: Sequence[dict], teachers: Sequence[str], K: int) -> lis
     )
 
 
+GROUND_TRUTH = "ground_truth"
+"""``sft_teacher`` of an SFT target that is the ground truth (``sft_target: ground_truth``)."""
+
+
+def _open_weight(r: dict) -> float:
+    """Open-ended matching weight under ``quality``: ``q x ROUGE-L`` (q = valid), or q when the item
+    has no reference (metric NaN or absent)."""
+    m = r.get("metric")
+    if isinstance(m, (int, float)) and not isinstance(m, bool) and math.isfinite(m):
+        return float(r["q"]) * min(1.0, max(0.0, float(m)))
+    return float(r["q"])
+
+
 def select_item(
-    rows: Sequence[dict], task_type: str, cfg: SelectionConfig, rng: random.Random
+    rows: Sequence[dict], task_type: str, cfg: SelectionConfig, rng: random.Random,
+    ground_truth: str | None = None,
 ) -> dict[str, Any] | None:
     """Filter one item's pool, compute its matching distribution and pick its SFT target.
 
@@ -70,18 +84,22 @@ def select_item(
        The caller restricts ``rows`` to the item's assigned teachers (:func:`assign_teachers`).
     2. Keep a row unless ``cfg.format_filter`` and ``valid`` is false, or the task is closed-ended
        and ``q < cfg.tau``.
-    3. ``p``: ``quality`` gives ``p_k = q_k / sum_j q_j`` over the kept rows; ``uniform`` gives
-       ``1 / K'``. Quality weighting with zero total mass falls back to uniform and reports
-       ``zero_mass = True`` (counted by the caller).
+    3. ``p``: ``quality`` gives ``p_k = w_k / sum_j w_j`` over the kept rows with ``w = q`` for
+       closed-ended items and ``w = q x metric`` (valid x ROUGE-L F1 against the reference, paper
+       5.6's open-ended "GT-quality weighting") for open-ended ones (``w = q`` when the item has no
+       reference); ``uniform`` gives ``1 / K'``. Quality weighting with zero total mass falls back
+       to uniform and reports ``zero_mass = True`` (counted by the caller).
     4. SFT target: ``best`` = argmax q, ties broken by ``rng`` among the tied rows in (teacher, k)
        order; ``random`` = ``rng`` uniform over kept rows; ``first`` = the kept row with the lowest
-       (teacher, k).
+       (teacher, k); ``ground_truth`` = the ``ground_truth`` argument (q 1, teacher
+       :data:`GROUND_TRUTH`, k -1), the oracle upper bound.
 
     Args:
         rows: the item's scored samples (``teacher``, ``k``, ``text``, ``q``, ``valid``).
         task_type: the item's task type (selects the closed/open branch of the config).
         cfg: selection configuration.
         rng: the item's RNG (see :func:`item_rng`); used only for ties and ``random`` targets.
+        ground_truth: the rendered ground-truth response; required by ``sft_target: ground_truth``.
 
     Returns:
         None when no row survives, else ``{"pool": [{teacher, k, text, q, valid, p}],
@@ -89,7 +107,8 @@ def select_item(
         "zero_mass"}``.
 
     Raises:
-        ValueError: a row's q is not a finite number in [0, 1].
+        ValueError: a row's q is not a finite number in [0, 1]; ``ground_truth`` target without
+            ``ground_truth``.
     """
     family = "closed" if is_closed(task_type) else "open"
     cands = candidate_rows(rows, cfg.teachers, cfg.K)
@@ -106,15 +125,20 @@ def select_item(
     if not kept:
         return None
     qs = [float(r["q"]) for r in kept]
+    ws = qs if family == "closed" else [_open_weight(r) for r in kept]
     zero_mass = False
-    if cfg.weighting[family] == "quality" and math.fsum(qs) > 0:
-        total = math.fsum(qs)
-        ps = [q / total for q in qs]
+    if cfg.weighting[family] == "quality" and math.fsum(ws) > 0:
+        total = math.fsum(ws)
+        ps = [w / total for w in ws]
     else:
         zero_mass = cfg.weighting[family] == "quality"
         ps = [1.0 / len(kept)] * len(kept)
     mode = cfg.sft_target[family]
-    if mode == "best":
+    if mode == GROUND_TRUTH:
+        if ground_truth is None:
+            raise ValueError("sft_target ground_truth needs the item's rendered ground truth")
+        target = {"text": ground_truth, "q": 1.0, "teacher": GROUND_TRUTH, "k": -1}
+    elif mode == "best":
         best = max(qs)
         tied = [r for r, q in zip(kept, qs) if q == best]
         target = tied[0] if len(tied) == 1 else rng.choice(tied)
