@@ -95,9 +95,11 @@ def report_files(kind, name):
 
 
 def get_main_outputs():
-    """Target all: Tables 1, 2 and teacher unreliability; the main, teacher-variance, pass@k,
-    training-curve and pipeline figures (no ablation-only variant is trained)."""
+    """Target all: Tables 1, 2, teacher unreliability and the paired comparisons; the main,
+    teacher-variance, pass@k, training-curve and pipeline figures (no ablation-only variant is trained)."""
     out = [f for t in ("main", "vstar", "teacher_unreliability") for f in report_files("tables", t)]
+    if REPORT.comparisons:
+        out += report_files("tables", "comparisons")
     out += [f for fig in ("main", "teacher_variance", "pass_at_k", "training_curves", "pipeline")
             for f in report_files("figures", fig)]
     if config["data"].get("clips", False):
@@ -106,8 +108,8 @@ def get_main_outputs():
 
 
 def get_ablation_outputs():
-    """Target ablations: Tables 3-6 and the K/tau sensitivity figure."""
-    out = [f for t in ("ablation", "k_sensitivity", "tau_sensitivity", "task_adaptive")
+    """Target ablations: Tables 3-6, the findings table and the K/tau sensitivity figure."""
+    out = [f for t in ("ablation", "k_sensitivity", "tau_sensitivity", "task_adaptive", "findings")
            for f in report_files("tables", t)]
     return out + report_files("figures", "sensitivity")
 

@@ -292,3 +292,51 @@ rule report_figure_pipeline:
     localrule: True
     script:
         "../scripts/report_figure_pipeline.py"
+
+
+##### paired comparisons and the paper's findings (rmsd.report.findings) #####
+
+
+rule report_table_comparisons:
+    input:
+        metrics=REPORT.metrics(REPORT.comparison_variants(), [REPORT.benchmark]),
+    output:
+        csv=report("results/tables/comparisons.csv", caption="../report/table_comparisons.rst", category="Tables",
+                   subcategory="Main results", labels={"table": "paired comparisons", "format": "csv"}),
+        md="results/tables/comparisons.md",
+        tex="results/tables/comparisons.tex",
+        html=report("results/tables/comparisons.html", caption="../report/table_comparisons.rst",
+                    category="Tables", subcategory="Main results",
+                    labels={"table": "paired comparisons", "format": "html"}),
+    log:
+        "results/logs/report_table_comparisons/comparisons.log",
+    params:
+        kind="comparisons",
+        pairs=REPORT.comparisons,
+        benchmark=REPORT.benchmark,
+    localrule: True
+    script:
+        "../scripts/report_findings.py"
+
+
+rule report_table_findings:
+    input:
+        metrics=REPORT.metrics(REPORT.roles_variants(), [REPORT.benchmark]),
+        pass_at_k=REPORT.pass_at_k_metrics(),
+        scored_stats=f"results/scored/{DISTILL}.stats.json",
+    output:
+        csv=report("results/tables/findings.csv", caption="../report/table_findings.rst", category="Tables",
+                   subcategory="Findings", labels={"table": "paper findings", "format": "csv"}),
+        md="results/tables/findings.md",
+        tex="results/tables/findings.tex",
+        html=report("results/tables/findings.html", caption="../report/table_findings.rst", category="Tables",
+                    subcategory="Findings", labels={"table": "paper findings", "format": "html"}),
+    log:
+        "results/logs/report_table_findings/findings.log",
+    params:
+        kind="findings",
+        roles=REPORT.roles(),
+        benchmark=REPORT.benchmark,
+    localrule: True
+    script:
+        "../scripts/report_findings.py"

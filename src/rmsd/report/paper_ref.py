@@ -40,6 +40,7 @@ ROW_LABELS: dict[str, str] = {
     "multi_sample": "Multi-sample (K=4)",
     "filtered": "+ quality filter (tau)",
     "rmsd": "R-MSD (full)",
+    "gt_sft": "Ground-truth SFT (upper bound)",
 }
 """Display labels of the default variant names (other names are shown as they are)."""
 

@@ -87,6 +87,8 @@ class ReportSpec:
         pak = {**DEFAULT_PASS_AT_K, **rep.get("pass_at_k", {})}
         pak["variants"] = known("pass_at_k.variants", pak.get("variants", [v for v in ("sft_rl_single", "rmsd")
                                                                          if v in variants]))
+        for pair in rep.get("comparisons", []):
+            known("comparisons", list(pair))
         bench = rep.get("benchmark", benchmarks[0])
         if bench not in benchmarks:
             raise ConfigError(f"report.benchmark = {bench!r} is not in evaluation.benchmarks {benchmarks}")
@@ -124,6 +126,53 @@ class ReportSpec:
 
     def rows(self, variants: list[str]) -> list[dict]:
         return [self.row(v) for v in variants]
+
+    @property
+    def comparisons(self) -> list[list[str]]:
+        """``report.comparisons``: the ``[a, b]`` pairs of the paired-comparison table."""
+        return [list(p) for p in self.config["report"].get("comparisons", [])]
+
+    def comparison_variants(self) -> list[str]:
+        return list(dict.fromkeys(v for p in self.comparisons for v in p))
+
+    def roles(self) -> dict:
+        """Which variant plays which part in the paper's findings (rmsd.report.findings).
+
+        ``base``: the main row named base, else the first untrained main row; ``sft_rl``: the first
+        main row with Stage 2 ``rule``; ``single``/``multi``/``filtered``/``full``: ablation rows A-D
+        (without four rows: ``single`` = the first adversarial main row with K = 1, ``full`` =
+        ``rmsd`` when defined); ``gt``: the first main row with a ground-truth SFT target; ``k`` and
+        ``tau``: ``{"4": variant}`` / ``{"0.3": variant}`` of the sensitivity rows; ``match``:
+        ``{"closed/open" weighting: variant}`` of Table 6 (string keys: the dict is a rule param); ``pass_at_k``: the pass@k variants (baseline first); ``teachers``:
+        the teacher reference rows.
+        """
+        rows = {v: self.row(v) for v in dict.fromkeys(self.main + self.ablation + self.k + self.tau
+                                                         + self.task_adaptive)}
+        trained = [v for v in self.main if rows[v]["train"]]
+        base = "base" if "base" in self.main else next(
+            (v for v in self.main if not rows[v]["train"] and not rows[v].get("teacher")), None)
+        out: dict = {"base": base, "teachers": [v for v in self.main if rows[v].get("teacher")],
+                     "sft_rl": next((v for v in trained if rows[v]["stage2"] == "rule"), None),
+                     "gt": next((v for v in trained if "ground_truth" in rows[v]["sft_target"].values()), None)}
+        if len(self.ablation) == 4:
+            out.update(zip(("single", "multi", "filtered", "full"), self.ablation))
+        else:
+            out["single"] = next((v for v in trained if rows[v]["K"] == 1 and rows[v]["stage2"] == "adversarial"),
+                                 None)
+            out["full"] = "rmsd" if "rmsd" in self.config["variants"] else None
+        out["k"] = {str(int(rows[v]["K"])): v for v in self.k}
+        out["tau"] = {f"{float(rows[v]['tau']):g}": v for v in self.tau}
+        out["match"] = {f"{rows[v]['weighting']['closed']}/{rows[v]['weighting']['open']}": v
+                        for v in self.task_adaptive}
+        out["pass_at_k"] = list(self.pass_at_k["variants"])
+        return out
+
+    def roles_variants(self) -> list[str]:
+        """Every variant :meth:`roles` names (the findings table's metrics)."""
+        r = self.roles()
+        names = [r[k] for k in ("base", "sft_rl", "gt", "single", "multi", "filtered", "full") if r.get(k)]
+        names += r["teachers"] + list(r["k"].values()) + list(r["tau"].values()) + list(r["match"].values())
+        return list(dict.fromkeys(names))
 
     # ---------------------------------------------------------------- input files
     def metrics(self, variants: list[str], benchmarks: list[str] | None = None) -> list[str]:

@@ -24,6 +24,7 @@ import pandas as pd
 
 from rmsd.io import atomic_path, atomic_write_text
 from rmsd.report import paper_ref as P
+from rmsd.report.paired import add_families, fmt_diff, paired_diff
 from rmsd.utils import get_logger
 
 log = get_logger(__name__)
@@ -302,6 +303,13 @@ def ablation_table(df: pd.DataFrame, rows: list[dict], benchmarks: list[str], re
                 "quality filtering": CHECK if filt else CROSS, "quality weighting": CHECK if weight else CROSS}
         disp.update({k.replace("Δ ", f"Δ vs A "): val for k, val in bdisp.items()})
         disp["retained %"] = fmt_pm(rm, rs)
+        if i > 0:  # the step from the previous row, paired over seeds (rmsd.report.paired)
+            fam = add_families(df)
+            for col in ("overall", "closed"):
+                step = paired_diff(fam, v, rows[i - 1]["variant"], benchmarks[0], col)
+                data.update({f"step_{col}_mean": _r(step.mean, 2), f"step_{col}_ci95_low": _r(step.ci_low, 2),
+                             f"step_{col}_ci95_high": _r(step.ci_high, 2), f"step_{col}_n_pairs": step.n})
+                disp[f"step Δ {col} [95% CI]"] = fmt_diff(step)
         disp["paper VideoMME"] = fmt_paper(ref.get("VideoMME"))
         disp["paper Video-MMMU (D1 / D2)"] = (f"{ref['Video-MMMU']:.1f} / {ref['Video-MMMU_D2']:.1f}"
                                               if ref else DASH)
@@ -309,7 +317,9 @@ def ablation_table(df: pd.DataFrame, rows: list[dict], benchmarks: list[str], re
         disp_rows.append(disp)
     caption = ("Table 3. Component ablation (paper section 5.3): A single-sample (K=1), B multi-sample, "
                "C + quality filtering (tau), D + quality weighting (full R-MSD). Ours: score x100, mean ± std "
-               "over seeds, Δ vs row A; retained % = kept (response) pairs / considered pairs of the selection.")
+               "over seeds, Δ vs row A; step Δ = paired per-seed difference to the previous row on "
+               f"{benchmarks[0] if benchmarks else ''} (overall and closed-ended items), mean [95% Student-t CI]; "
+               "retained % = kept (response) pairs / considered pairs of the selection.")
     return Table("ablation", caption, pd.DataFrame(data_rows), [("", pd.DataFrame(disp_rows))])
 
 
