@@ -147,7 +147,10 @@ def test_tau_change_reruns_only_affected_variants(workspace):
                  "report_table_k": rep["k_variants"], "report_table_tau": rep["tau_variants"],
                  "report_table_task_adaptive": rep["task_adaptive_variants"],
                  "report_figure_main": rep["main_variants"], "report_figure_training": rep["curve_variants"],
-                 "report_figure_pass_at_k": rep["pass_at_k"]["variants"]}
+                 "report_figure_pass_at_k": rep["pass_at_k"]["variants"],
+                 "report_table_comparisons": [v for pair in rep["comparisons"] for v in pair],
+                 "report_table_findings": rep["main_variants"] + rep["ablation_variants"] + rep["k_variants"]
+                 + rep["tau_variants"] + rep["task_adaptive_variants"]}
     for rule, variants in tables_of.items():
         if set(variants) & set(affected):
             expected.add((rule, frozenset()))
@@ -167,7 +170,8 @@ def test_unknown_config_key_fails_at_parse_time(workspace):
 
 MODEL_RULES = ("models_teacher", "models_student_base", "sample_teacher", "sample_teacher_shard", "score_pool",
                "score_select", "train_config", "train_student", "eval_run", "report_eval_pass_at_k")
-TABLES = ("main", "vstar", "teacher_unreliability", "ablation", "k_sensitivity", "tau_sensitivity", "task_adaptive")
+TABLES = ("main", "vstar", "teacher_unreliability", "ablation", "k_sensitivity", "tau_sensitivity", "task_adaptive",
+          "comparisons", "findings")
 FIGURES = ("main", "teacher_variance", "pass_at_k", "training_curves", "pipeline", "sensitivity")
 
 
@@ -197,6 +201,13 @@ def test_report_tables_and_figures(workspace):
     assert run.retained_pct_mean.between(0, 100).all()
     ta = pd.read_csv(res / "tables/task_adaptive.csv")
     assert set(zip(ta.closed_weighting, ta.open_weighting)) == {("quality", "uniform"), ("uniform", "uniform")}
+    comp = pd.read_csv(res / "tables/comparisons.csv")
+    assert comp[["a", "b"]].values.tolist() == [["rmsd", "single_sample"], ["rmsd", "base"]]
+    assert (comp.n_pairs == 2).all()  # 2 seeds; base (one seed) is subtracted from each
+    findings = pd.read_csv(res / "tables/findings.csv").set_index("finding")
+    assert set(findings.status) <= {"reproduced", "inconclusive", "not reproduced", "not run"}
+    assert findings.loc["uniform matching better for open-ended tasks", "status"] == "not run"  # no open: quality
+    assert findings.loc["R-MSD > original SFT+RL", "status"] != "not run"
     assert (res / "pass_at_k/rmsd/seed0/synth-test/metrics.json").exists()
     pak = json.loads((res / "pass_at_k/rmsd/seed0/synth-test/metrics.json").read_text())
     assert set(pak["pass_at_k"]) == {"1", "2", "3", "4"} and pak["n_items"] == 6

@@ -519,7 +519,8 @@ def _isnan(x) -> bool:
 _TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
                 "±": r"$\pm$", "Δ": r"$\Delta$", "τ": r"$\tau$", "σ": r"$\sigma$", "✓": r"\checkmark",
-                "✗": r"$\times$", "—": "--", "–": "--"}
+                "✗": r"$\times$", "—": "--", "–": "--", "−": "$-$", "≥": r"$\geq$", "≈": r"$\approx$",
+                "→": r"$\rightarrow$"}
 
 
 def tex_escape(s) -> str:
