@@ -34,6 +34,9 @@ def test_adversarial_logs_every_component(world, tmp_path):
         assert POLICY_KEYS <= set(r), POLICY_KEYS - set(r)
         assert 0.0 <= r["disc_acc"] <= 1.0 and 0.0 <= r["d_score"] <= 1.0 and r["kl"] >= 0.0
     assert "policy_loss" not in s2[0] and "disc_loss" in s2[0]  # warm-up trains only D
+    for r in s2:  # where each step's time went
+        parts = r["gen_seconds"] + r["disc_seconds"] + r["policy_seconds"]
+        assert r["gen_seconds"] > 0 and abs(parts - r["step_seconds"]) < 1e-3 and 0 < r["gen_share"] < 1
     assert summary["stage2"]["d_score"] == "sigmoid_diff" and summary["stage2"]["alpha"] == 0.4
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

@@ -12,7 +12,11 @@ discriminator. ``mode="rule"`` drops the discriminator (alpha = 0): the "origina
 
 Every step logs each reward component, the discriminator loss and accuracy (share of pairs with
 D(T) > D(S)), KL, clip fraction, response length and learning rates (JSONL, TensorBoard, progress
-bar). Prompts are split over ranks (each draws its own); logged values are means over ranks.
+bar), and where the step's time went: ``gen_seconds`` (sampling the rollouts), ``disc_seconds``,
+``policy_seconds``, ``step_seconds`` and ``gen_share`` (gen / step), measured on rank 0 with the
+device synchronised. Prompts are split over ranks (each draws its own); other logged values are
+means over ranks. Log-probabilities project onto the vocabulary only over the response window
+(:func:`rmsd.train.losses.response_logprobs`).
 
 Dimension names: B prompts per step, N rollouts per prompt, M = B*N pairs, S sequence (tokens),
 H hidden.
@@ -31,13 +35,14 @@ from tqdm import tqdm
 
 from rmsd.errors import ConfigError, TrainingError
 from rmsd.errors import check_known_keys
-from rmsd.models.inputs import EncodedPrompt, VideoPromptEncoder, generate, model_kwargs, response_logprobs
+from rmsd.models.inputs import EncodedPrompt, VideoPromptEncoder, generate, model_kwargs
 from rmsd.tasks import is_closed
 from rmsd.train.checkpoint import capture_rng, restore_rng
 from rmsd.train.context import StepLogger, TrainContext, run_step_hooks
 from rmsd.train.dist import Runtime
 from rmsd.train.engine import Engine, ExecConfig, use_bf16
-from rmsd.train.loop import ON_NAN, RANK_SEED_STRIDE, nonfinite, per_rank, to_device
+from rmsd.train.loop import ON_NAN, RANK_SEED_STRIDE, collate_to, nonfinite, per_rank, to_device
+from rmsd.train.losses import response_logprobs
 from rmsd.utils import get_logger
 
 log = get_logger(__name__)
@@ -145,9 +150,13 @@ class Discriminator(torch.nn.Module):
         torch.nn.init.zeros_(self.head.weight)
         torch.nn.init.zeros_(self.head.bias)
 
+    def gradient_checkpointing_enable(self, **kw) -> None:
+        """Recompute the backbone's activations in backward (``gradient_checkpointing: true``)."""
+        self.backbone.gradient_checkpointing_enable(**kw)
+
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Scores (B,) for a left-padded batch: the head applied at the last position (float32)."""
-        h = self.backbone(**model_kwargs(batch)).last_hidden_state  # (B, S, H)
+        h = self.backbone(**model_kwargs(batch), use_cache=False).last_hidden_state  # (B, S, H)
         return self.head(h[:, -1]).squeeze(-1).float()
 
 
@@ -258,6 +267,13 @@ def _sub(batch: dict[str, torch.Tensor], sl: slice, prompts: list[EncodedPrompt]
     return out
 
 
+def _now(rt: Runtime) -> float:
+    """A host clock reading after the device's queued work is done (step timing)."""
+    if rt.cuda:
+        torch.cuda.synchronize(rt.device)
+    return time.perf_counter()
+
+
 def rl_train(policy, ref, disc: Discriminator | None, encoder: VideoPromptEncoder,
              examples: list[RLExample], cfg: RLConfig, mode: str, reward_fn, seed: int,
              log_path=None, *, ctx: TrainContext | None = None) -> dict:
@@ -335,6 +351,7 @@ def rl_train(policy, ref, disc: Discriminator | None, encoder: VideoPromptEncode
                disable=None if rt.is_main else True)
     try:
         for step in bar:
+            t_step = _now(rt)
             chosen = rng.choice(len(examples), size=B, replace=False)
             exs = [examples[i] for i in chosen]
             pol.eval()
@@ -342,6 +359,7 @@ def rl_train(policy, ref, disc: Discriminator | None, encoder: VideoPromptEncode
                 groups = generate(pol.module, encoder, [e.prompt for e in exs], n=N, do_sample=True,
                                   max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
                                   top_p=1.0, top_k=0, device=rt.device, synced_gpus=synced)
+            t_gen = _now(rt)
             prompts_rep = [e.prompt for e in exs for _ in range(N)]
             resp_ids = [torch.tensor(g["ids"] or [encoder.eos_id], dtype=torch.long)
                         for grp in groups for g in grp]
@@ -355,6 +373,7 @@ def rl_train(policy, ref, disc: Discriminator | None, encoder: VideoPromptEncode
                      "truncated": float(np.mean([g["finish_reason"] == "length" for grp in groups for g in grp]))}
             d_term = np.zeros(M)
             skip_policy = False
+            t_disc = t_gen
             if dsc is not None:
                 matched = [int(rng.choice(len(e.pool_texts), p=e.pool_p)) for e in exs for _ in range(N)]
                 ex_rep = [e for e in exs for _ in range(N)]
@@ -362,6 +381,7 @@ def rl_train(policy, ref, disc: Discriminator | None, encoder: VideoPromptEncode
                 w = torch.tensor([float(e.pool_q[m]) if is_closed(e.item["task_type"]) else 1.0
                                   for e, m in zip(ex_rep, matched)], device=rt.device)
                 d_s, d_t, d_loss, d_norm = _disc_step(dsc, encoder, prompts_rep, resp_ids, t_ids, w)
+                t_disc = _now(rt)
                 if d_loss is None or d_norm is None:
                     what = "discriminator score/loss" if d_loss is None else "discriminator gradient"
                     if cfg.on_nan == "fail":
@@ -393,11 +413,15 @@ def rl_train(policy, ref, disc: Discriminator | None, encoder: VideoPromptEncode
                     stats.update(pstats)
             elif skip_policy and step >= n_warm:
                 n_nan += 1
+            t_end = _now(rt)
+            timing = {"gen_seconds": round(t_gen - t_step, 4), "disc_seconds": round(t_disc - t_gen, 4),
+                      "policy_seconds": round(t_end - t_disc, 4), "step_seconds": round(t_end - t_step, 4),
+                      "gen_share": round((t_gen - t_step) / max(t_end - t_step, 1e-9), 4)}
             keys = sorted(stats)
             vals = rt.all_mean([float(stats[k]) for k in keys]) if rt.distributed else [float(stats[k]) for k in keys]
             rec = {"stage": "stage2", "step": step, "global_step": ctx.global_offset + step, "phase": phase,
                    **dict(zip(keys, vals)), "lr": cfg.lr, "disc_lr": cfg.disc_lr if dsc is not None else None,
-                   "seconds": round(time.time() - t0, 3)}
+                   **timing, "seconds": round(time.time() - t0, 3)}
             last = {k: v for k, v in rec.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
                     and math.isfinite(v)}
             ctx.logger.write(rec, global_step=ctx.global_offset + step)
@@ -455,7 +479,7 @@ def _disc_step(dsc: Engine, encoder: VideoPromptEncoder, prompts_rep: list[Encod
     dsc.train()
     for k, sl in enumerate(parts):
         pr = prompts_rep[sl]
-        batch = to_device(encoder.collate(pr + pr, s_ids[sl] + t_ids[sl]), rt.device)
+        batch = collate_to(encoder, pr + pr, s_ids[sl] + t_ids[sl], rt.device)
         with dsc.no_sync(last=k == len(parts) - 1):
             with dsc.autocast():
                 scores = dsc.model(batch)
