@@ -19,7 +19,7 @@ def load(name="config.yaml"):
     return yaml.safe_load((ROOT / "config" / name).read_text())
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "paper.yaml"])
+@pytest.mark.parametrize("name", ["config.yaml", "paper.yaml", "gpu.yaml"])
 def test_shipped_configs_validate(name):
     if not (ROOT / "config" / name).exists():
         pytest.skip(f"{name} not present")

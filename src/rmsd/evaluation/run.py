@@ -121,11 +121,15 @@ class Generator(Protocol):
 
 
 class HFGenerator:
-    """A local HF model behind the :class:`Generator` interface (rmsd.models.inputs.generate)."""
+    """A local HF model behind the :class:`Generator` interface (rmsd.models.inputs.generate).
 
-    def __init__(self, model, encoder):
+    ``device``: where the model lives (batches are moved there); None = CPU, as collated.
+    """
+
+    def __init__(self, model, encoder, device=None):
         self.model = model
         self.encoder = encoder
+        self.device = device
 
     def __call__(self, items, frames, n, do_sample, max_new_tokens, temperature=1.0, seed=0):
         import torch
@@ -137,9 +141,16 @@ class HFGenerator:
             torch.manual_seed(seed)
             return generate(self.model, self.encoder, prompts, n=n, do_sample=True,
                             max_new_tokens=max_new_tokens, temperature=temperature, top_p=1.0,
-                            top_k=0)
+                            top_k=0, device=self.device)
         return generate(self.model, self.encoder, prompts, n=n, do_sample=False,
-                        max_new_tokens=max_new_tokens)
+                        max_new_tokens=max_new_tokens, device=self.device)
+
+
+def eval_device():
+    """The GPU a local model is evaluated on: ``cuda`` when one is visible, else None (CPU)."""
+    import torch
+
+    return torch.device("cuda") if torch.cuda.is_available() else None
 
 
 class NativeScorer:
@@ -431,6 +442,9 @@ def evaluate(model_dir: str, items_path: str, frames_dir: str, out_dir: str, cfg
     frame_recs = [manifest.get(it["id"]) for it in items]
     model, processor = load_model(model_dir)
     model.eval()
+    device = eval_device()
+    if device is not None:
+        model.to(device)  # float32 weights on the GPU; CPU runs are unchanged
     if ecfg.benchmark is None:
         enc = VideoPromptEncoder(processor, template)
     else:
@@ -443,7 +457,7 @@ def evaluate(model_dir: str, items_path: str, frames_dir: str, out_dir: str, cfg
                                 "items_sha256": sha256_file(items_path)}}
     extra = {"n_missing_frames": n_missing, "frames": frames_summary(frame_recs, frames_meta),
              "modality": {"video_frames": True, "audio": False, "subtitles": False}}
-    metrics = run_evaluation(items, frames, out_dir, HFGenerator(model, enc), scorer, ecfg, seed,
+    metrics = run_evaluation(items, frames, out_dir, HFGenerator(model, enc, device), scorer, ecfg, seed,
                              frame_recs=frame_recs, run_info=run_info, extra=extra)
     log.info("eval %s on %s: overall %.4f", model_dir, items_path, metrics["overall"])
     return metrics

@@ -60,7 +60,9 @@ def train_from_scratch(processor_dir: str, items_path: str, frames_dir: str, out
     """
     from transformers import AutoProcessor
 
+    from rmsd.train.context import StepLogger, TrainContext
     from rmsd.train.data import ground_truth_response, load_items_with_frames
+    from rmsd.train.dist import init_runtime
     from rmsd.train.loop import SFTConfig, sft_train
     from rmsd.utils import set_threads
 
@@ -79,8 +81,13 @@ def train_from_scratch(processor_dir: str, items_path: str, frames_dir: str, out
         enc = VideoPromptEncoder(processor, template)
         prompts = enc.encode(items, frames)
         targets = enc.tokenize_responses([ground_truth_response(it, template) for it in items])
-        summary["train"] = sft_train(model, enc, prompts, targets, cfg, seed,
-                                     log_path=tmp / "train_log.jsonl", desc=Path(out_dir).name)
+        # one process; on the GPU when one is visible (bf16 autocast, fp32 weights), else the CPU
+        ctx = TrainContext(rt=init_runtime(), logger=StepLogger(tmp / "train_log.jsonl"))
+        try:
+            summary["train"] = sft_train(model, enc, prompts, targets, cfg, seed,
+                                         desc=Path(out_dir).name, ctx=ctx)
+        finally:
+            ctx.logger.close()
         summary["n_train_items"] = len(items)
     model.save_pretrained(tmp)
     processor.save_pretrained(tmp)
