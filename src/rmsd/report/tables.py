@@ -303,6 +303,8 @@ def ablation_table(df: pd.DataFrame, rows: list[dict], benchmarks: list[str], re
                 "quality filtering": CHECK if filt else CROSS, "quality weighting": CHECK if weight else CROSS}
         disp.update({k.replace("Δ ", f"Δ vs A "): val for k, val in bdisp.items()})
         disp["retained %"] = fmt_pm(rm, rs)
+        for col in ("overall", "closed"):
+            disp[f"step Δ {col} [95% CI]"] = DASH  # row A: no previous row
         if i > 0:  # the step from the previous row, paired over seeds (rmsd.report.paired)
             fam = add_families(df)
             for col in ("overall", "closed"):
