@@ -22,8 +22,8 @@
 # results/benchmarks, per-job summaries and metrics, the Snakemake log, nvidia-smi samples and the
 # logs of failed jobs. Prints Table 1, the comparisons table and the elapsed time last.
 #
-# Knobs (environment): BUDGET_S (570), GUARD_S (derived from BUDGET_S), GPU_JOBS (14 GPU jobs
-# share the GPU at once), CORES (16), CONFIG (config/gpu.yaml), TARGET (all), SITE (/tmp/site),
+# Knobs (environment): BUDGET_S (560), GUARD_S (derived from BUDGET_S), GPU_JOBS (20 GPU jobs
+# share the GPU at once), CORES (24), CONFIG (config/gpu.yaml), TARGET (all), SITE (/tmp/site),
 # PYTHON (python3), OUT (set by the device tool; else results/gpu_miniature_out).
 set -u
 
@@ -32,7 +32,7 @@ main() {
     cd "$(dirname "$0")/.." || exit 1
     local ROOT=$PWD
     local OUT=${OUT:-$ROOT/results/gpu_miniature_out}
-    local BUDGET_S=${BUDGET_S:-570} GPU_JOBS=${GPU_JOBS:-14} CORES=${CORES:-16}
+    local BUDGET_S=${BUDGET_S:-560} GPU_JOBS=${GPU_JOBS:-20} CORES=${CORES:-24}
     local CONFIG=${CONFIG:-config/gpu.yaml} TARGET=${TARGET:-all} SITE=${SITE:-/tmp/site}
     local PY=${PYTHON:-python3}
     local LOG=results/logs/gpu_miniature_snakemake.log SMI_CSV=results/logs/gpu_miniature_nvidia_smi.csv

@@ -313,6 +313,7 @@ rule report_table_comparisons:
     params:
         kind="comparisons",
         pairs=REPORT.comparisons,
+        deterministic=[v for v in REPORT.comparison_variants() if not REPORT.trained(v)],
         benchmark=REPORT.benchmark,
     localrule: True
     script:

@@ -18,7 +18,8 @@ def files(name):
 p = snakemake.params
 with log_to(snakemake.log[0]):
     if p.kind == "comparisons":
-        table = comparisons_table(files("metrics"), [list(x) for x in p.pairs], p.benchmark)
+        table = comparisons_table(files("metrics"), [list(x) for x in p.pairs], p.benchmark,
+                                  list(p.deterministic))
     else:
         stats = json.loads(Path(snakemake.input.scored_stats).read_text())
         table = findings_table(files("metrics"), files("pass_at_k"), stats, dict(p.roles), p.benchmark)

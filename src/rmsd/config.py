@@ -74,6 +74,10 @@ def check_config(config: dict) -> None:
             if name not in config["variants"] and not name.startswith(TEACHER_PREFIX):
                 raise ConfigError(f"report.{key}: unknown variant {name!r}; valid: {sorted(config['variants'])}")
     data = config["data"]
+    if data["generator"] != "synth" and (synth := [b for b in config["evaluation"]["benchmarks"]
+                                                   if b.startswith("synth-")]):
+        raise ConfigError(f"evaluation.benchmarks lists {synth}, the procedural test split, but "
+                          f"data.generator is {data['generator']!r} (only synth generates it)")
     if data["generator"] == "synth":
         if missing := [k for k in SYNTH_KEYS if k not in data]:
             raise ConfigError(f"data.generator is synth but data lacks key(s) {missing}")

@@ -34,11 +34,12 @@ def test_paper_config_names_every_missing_path(tmp_path, monkeypatch):
     for key, path in [("data.external.distill", "data/distill/items.jsonl"),
                       ("data.external.train", "data/train/items.jsonl"),
                       ("models.teachers.qwen3vl_235b.path", "checkpoints/Qwen3-VL-235B-A22B-Instruct"),
-                      ("models.student.path", "checkpoints/Qwen3-VL-4B-Instruct")]:
+                      ("models.student.path", "checkpoints/Qwen3-VL-4B-Instruct"),
+                      ("evaluation.data_root", "data/benchmarks")]:
         assert f"{key}: " in msg and path in msg and str(tmp_path / path) in msg
     # once they exist, the same config passes
     for d in ("checkpoints/Qwen3-VL-235B-A22B-Instruct", "checkpoints/Qwen3-VL-4B-Instruct", "data/train",
-              "data/distill"):
+              "data/distill", "data/benchmarks"):
         (tmp_path / d).mkdir(parents=True)
     (tmp_path / "data/train/items.jsonl").write_text("")
     (tmp_path / "data/distill/items.jsonl").write_text("")
@@ -80,6 +81,7 @@ def test_missing_path_fails_at_workflow_parse_time(tmp_path):
         (tmp_path / name).symlink_to(ROOT / name)
     cfg = load()  # --configfile replaces the default, so the bad config is a complete one
     cfg["data"] = {"generator": "external", "external": {"distill": "no/such/distill.jsonl"}}
+    cfg["evaluation"]["benchmarks"] = ["VideoMME"]  # synth-test needs the synth generator
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     snakemake = str(Path(sys.executable).with_name("snakemake"))
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")

@@ -20,8 +20,9 @@ HEADER = """# Configuration reference
 
 Every key the pipeline reads, as validated by `config/schema.yaml` when the workflow is parsed
 (an unknown key or a wrong type stops the run before any job starts). `config/config.yaml` is the
-embedded default, `config/paper.yaml` the paper scale; a file given with `--configfile` is merged
-over `config/config.yaml` (mappings key by key, lists replaced). `NAME` stands for a key you choose
+embedded default, `config/paper.yaml` the paper scale, `config/gpu.yaml` the one-GPU miniature. A
+file given with `--configfile` REPLACES `config/config.yaml` (give several to merge them, later
+over earlier: `--configfile config/config.yaml my.yaml`, mappings key by key, lists replaced). `NAME` stands for a key you choose
 (a teacher, a variant, a benchmark). Required keys are marked **required**.
 """
 

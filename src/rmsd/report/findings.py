@@ -8,8 +8,9 @@ Two tables, built from cached results only:
 * ``findings`` (targets ``ablations`` and ``report``): every finding of paper section 5 that the
   configured variants can test, with the measured quantity, the rule that decides, and one of
   ``reproduced`` (the 95% interval lies on the paper's side of 0, inside ±2 points for "K=4 close
-  to K=8", or the value lies in the paper's range), ``inconclusive`` (the mean points the paper's way but the interval holds 0),
-  ``not reproduced`` (the mean points the other way, or the value is out of range) or ``not run``
+  to K=8", or the value lies in the paper's range), ``inconclusive`` (the interval holds 0, or
+  one seed only), ``not reproduced`` (the interval lies on the other side of 0, or the value is out
+  of range) or ``not run``
   (the variants it needs are not configured).
 
 Which variant plays which part (base, original SFT+RL, rows A-D, the K/tau rows, the 2x2 cells, the
@@ -42,15 +43,18 @@ def _label(v: str) -> str:
     return P.label(v)
 
 
-def comparisons_table(metrics: list[str], pairs: list[list[str]], benchmark: str) -> Table:
-    """Paired differences ``a - b`` for each ``[a, b]`` of ``pairs`` on ``benchmark`` (x100)."""
+def comparisons_table(metrics: list[str], pairs: list[list[str]], benchmark: str,
+                      deterministic: list[str] = ()) -> Table:
+    """Paired differences ``a - b`` for each ``[a, b]`` of ``pairs`` on ``benchmark`` (x100).
+
+    ``deterministic``: the untrained rows among them (:func:`rmsd.report.paired.paired_diff`)."""
     df = add_families(collect_metrics(metrics))
     data, disp = [], []
     for a, b in pairs:
         row = {"a": a, "b": b}
         shown = {"comparison": f"{_label(a)} − {_label(b)}"}
         for fam in FAMILIES:
-            p = paired_diff(df, a, b, benchmark, fam)
+            p = paired_diff(df, a, b, benchmark, fam, deterministic)
             d = p.as_dict()
             row.update({f"{fam}_{k}": d[k] for k in ("mean", "sd", "ci95_low", "ci95_high", "verdict")})
             if fam == "overall":
@@ -71,14 +75,17 @@ def comparisons_table(metrics: list[str], pairs: list[list[str]], benchmark: str
 
 
 def _status_from_ci(p: PairedDiff, sign: int = 1) -> str:
-    """reproduced / inconclusive / not reproduced for "sign * (a - b) > 0"; not run without pairs."""
+    """Status of "sign * (a - b) > 0": reproduced when the 95% interval lies above 0, not
+    reproduced when it lies below 0, inconclusive when it holds 0 or there is one pair only (no
+    interval); not run without pairs."""
     if p.n == 0 or math.isnan(p.mean):
         return NOT_RUN
+    if p.n < 2 or math.isnan(p.ci_low):
+        return INCONCLUSIVE
     lo, hi = (p.ci_low, p.ci_high) if sign > 0 else (-p.ci_high, -p.ci_low)
-    m = sign * p.mean
-    if p.n >= 2 and lo > 0:
+    if lo > 0:
         return REPRODUCED
-    return INCONCLUSIVE if m > 0 else NOT_REPRODUCED
+    return NOT_REPRODUCED if hi < 0 else INCONCLUSIVE
 
 
 def _equivalence(p: PairedDiff, margin: float | None = None) -> str:
@@ -120,11 +127,12 @@ def findings_table(metrics: list[str], pass_at_k: list[str], teacher_stats: dict
     """
     df = add_families(collect_metrics(metrics)) if metrics else pd.DataFrame()
     rows: list[dict] = []
+    constant = [v for v in [roles.get("base"), *roles.get("teachers", [])] if v]
 
     def pd_(a, b, fam="overall"):
         if not a or not b or df.empty:
             return PairedDiff(a or "?", b or "?", fam)
-        return paired_diff(df, a, b, benchmark, fam)
+        return paired_diff(df, a, b, benchmark, fam, constant)
 
     def add(finding, paper, rule, measured, status):
         rows.append({"finding": finding, "paper": paper, "rule": rule, "ours": measured, "status": status})
@@ -200,9 +208,10 @@ def findings_table(metrics: list[str], pass_at_k: list[str], teacher_stats: dict
         add(*row)
     caption = (f"The paper's findings (paper section 5, teacher statistics from 1.2) checked on {benchmark}. "
                "Differences are x100, paired over seeds, mean [95% Student-t CI]. reproduced: the interval "
-               "lies on the paper's side of 0 (or the value in the paper's range); inconclusive: the mean "
-               "points the paper's way but the interval holds 0; not reproduced: the mean points the other "
-               "way (or the value is out of range); not run: a needed variant is not configured.")
+               "lies on the paper's side of 0 (or the value in the paper's range); inconclusive: the interval "
+               "holds 0 (or one seed only); not reproduced: the interval lies on the other side of 0 (or "
+               "the value is out of range); not run: a needed variant is not configured or has no "
+               "paired seed.")
     data = pd.DataFrame(rows)
     return Table("findings", caption, data, [("", data.rename(columns=str.capitalize))])
 

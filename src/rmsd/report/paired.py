@@ -4,9 +4,10 @@ Two variants trained with the same seed see the same data order, the same initia
 same Stage-2 sampling stream, so their per-seed difference removes most of the seed-to-seed noise
 that ``mean ± std`` rows leave in. For variants ``a`` and ``b`` with per-seed scores ``s_a(i)`` and
 ``s_b(i)`` (x100) on the seeds both ran, ``d_i = s_a(i) - s_b(i)``; the interval is
-``mean(d) ± t_{0.975, n-1} * sd(d) / sqrt(n)`` (Student t, ``n`` = number of paired seeds). An
-untrained variant (the base student, a teacher) is deterministic and has one seed: its score is
-subtracted from every seed of the other variant.
+``mean(d) ± t_{0.975, n-1} * sd(d) / sqrt(n)`` (Student t, ``n`` = number of paired seeds). A
+deterministic row (the untrained base student, a teacher; named by the caller) has one score: it is
+subtracted from every seed of the other variant. A trained variant is never spread that way: seeds
+it did not run (or whose score is missing) are simply not paired.
 
 Scores are read per task family too: ``closed`` is the mean over the closed-ended task types of a
 benchmark (paper section 3.3), ``open`` the open-ended task type, so a finding stated for one kind of
@@ -16,6 +17,7 @@ task (quality weighting helps closed-ended tasks, paper 5.6) is checked on that 
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -94,15 +96,18 @@ def t_interval(d: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, fl
     return mean, sd, mean - half, mean + half
 
 
-def paired_diff(df: pd.DataFrame, a: str, b: str, benchmark: str, column: str = "overall") -> PairedDiff:
+def paired_diff(df: pd.DataFrame, a: str, b: str, benchmark: str, column: str = "overall",
+                deterministic: Collection[str] = ()) -> PairedDiff:
     """Paired difference ``a - b`` of ``column`` (``overall``, ``closed``, ``open`` or ``task:<t>``).
 
     Args:
         df: per-(variant, seed, benchmark) scores x100, with :func:`add_families` columns for
             ``closed``/``open``.
-        a, b: variant names; one of them may have a single seed (deterministic model).
+        a, b: variant names.
         benchmark: the benchmark whose scores are compared.
         column: the score column.
+        deterministic: variants that are untrained (one score, whatever the seed): their single
+            score pairs with every seed of the other side.
 
     Returns:
         :class:`PairedDiff` (no pairs when either variant has no score).
@@ -115,9 +120,9 @@ def paired_diff(df: pd.DataFrame, a: str, b: str, benchmark: str, column: str = 
     sb = d[d.variant == b].set_index("seed")[column].dropna()
     if sa.empty or sb.empty:
         return out
-    if len(sb) == 1 and len(sa) > 1:
+    if b in deterministic and len(sb) == 1:
         sb = pd.Series(float(sb.iloc[0]), index=sa.index)
-    elif len(sa) == 1 and len(sb) > 1:
+    elif a in deterministic and len(sa) == 1:
         sa = pd.Series(float(sa.iloc[0]), index=sb.index)
     seeds = sorted(set(sa.index) & set(sb.index))
     if not seeds:

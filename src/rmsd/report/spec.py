@@ -89,12 +89,44 @@ class ReportSpec:
                                                                          if v in variants]))
         for pair in rep.get("comparisons", []):
             known("comparisons", list(pair))
+            if pair[0] == pair[1]:
+                raise ConfigError(f"report.comparisons: {list(pair)} compares a variant with itself")
         bench = rep.get("benchmark", benchmarks[0])
         if bench not in benchmarks:
             raise ConfigError(f"report.benchmark = {bench!r} is not in evaluation.benchmarks {benchmarks}")
-        return cls(config=config, main=main, ablation=ablation, k=sens["k_variants"],
+        spec = cls(config=config, main=main, ablation=ablation, k=sens["k_variants"],
                    tau=sens["tau_variants"], task_adaptive=sens["task_adaptive_variants"],
                    curves=curves, pass_at_k=pak, benchmark=bench, not_run=not_run)
+        spec._check_rows()
+        return spec
+
+    def _check_rows(self) -> None:
+        """The recipes must fit the rows they fill: Table 3's A-D, one row per K / tau value.
+
+        Raises:
+            ConfigError: naming the ``report`` key, the variant and what its recipe lacks.
+        """
+        if self.ablation:
+            if len(self.ablation) != 4:
+                raise ConfigError(f"report.ablation_variants: needs exactly 4 rows (A-D), got {self.ablation}")
+            a, b, c, d = (self.row(v) for v in self.ablation)
+            checks = [(a, a.get("K") == 1, "row A (single-sample) needs K = 1"),
+                      (b, (b.get("K") or 0) > 1 and b.get("tau") == 0,
+                       "row B (multi-sample) needs K > 1 and tau = 0"),
+                      (c, (c.get("tau") or 0) > 0 and (c.get("weighting") or {}).get("closed") == "uniform",
+                       "row C (+ filtering) needs tau > 0 and closed weighting uniform"),
+                      (d, (d.get("tau") or 0) > 0 and (d.get("weighting") or {}).get("closed") == "quality",
+                       "row D (full R-MSD) needs tau > 0 and closed weighting quality")]
+            for row, ok, what in checks:
+                if not row["train"] or not ok:
+                    raise ConfigError(f"report.ablation_variants: {row['variant']!r} is in the wrong place: {what}")
+        for key, field_, names in (("k_variants", "K", self.k), ("tau_variants", "tau", self.tau)):
+            seen: dict = {}
+            for v in names:
+                val = self.row(v).get(field_)
+                if val in seen:
+                    raise ConfigError(f"report.{key}: {seen[val]!r} and {v!r} both have {field_} = {val}")
+                seen[val] = v
 
     # ---------------------------------------------------------------- variants and seeds
     @property

@@ -206,6 +206,9 @@ def select_variant(
                 f"but {items_path} says {item['task_type']!r}"
             )
         by_item[r["item_id"]].append(r)
+    if cfg.weighting["open"] == "quality" and rows and "metric" not in rows[0]:
+        raise DataError(f"{scored_parquet}: selection.weighting.open is quality, which weights open-ended "
+                        "answers by their metric (ROUGE-L), but the file has no 'metric' column")
     present = {r["teacher"] for r in rows}
     absent = [t for t in cfg.teachers if t not in present]
     if absent:
