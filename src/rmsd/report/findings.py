@@ -39,10 +39,6 @@ EQUIVALENCE_MARGIN = 2.0
 paper's K4/K8 gap is 0.2-0.3 points)."""
 
 
-def _label(v: str) -> str:
-    return P.label(v)
-
-
 def comparisons_table(metrics: list[str], pairs: list[list[str]], benchmark: str,
                       deterministic: list[str] = ()) -> Table:
     """Paired differences ``a - b`` for each ``[a, b]`` of ``pairs`` on ``benchmark`` (x100).
@@ -52,7 +48,7 @@ def comparisons_table(metrics: list[str], pairs: list[list[str]], benchmark: str
     data, disp = [], []
     for a, b in pairs:
         row = {"a": a, "b": b}
-        shown = {"comparison": f"{_label(a)} − {_label(b)}"}
+        shown = {"comparison": f"{P.label(a)} − {P.label(b)}"}
         for fam in FAMILIES:
             p = paired_diff(df, a, b, benchmark, fam, deterministic)
             d = p.as_dict()
@@ -200,7 +196,7 @@ def findings_table(metrics: list[str], pass_at_k: list[str], teacher_stats: dict
         fmt_diff(pg), NOT_RUN if pg.n == 0 else (REPRODUCED if pg.mean >= 0 else NOT_REPRODUCED))
     for t in r.get("teachers", []):
         pt = pd_(t, r.get("base"))
-        add(f"(setup) {_label(t)} clearly better than the base student", "235B teacher vs 4B student",
+        add(f"(setup) {P.label(t)} clearly better than the base student", "235B teacher vs 4B student",
             "Δ teacher − base > 5 points", fmt_diff(pt),
             NOT_RUN if pt.n == 0 else (REPRODUCED if pt.mean > 5 else NOT_REPRODUCED))
     # 9. teacher statistics
@@ -233,7 +229,7 @@ def _pass_at_k_finding(paths: list[str], variants: list[str]) -> tuple:
     except KeyError:
         return name, paper, rule, "—", NOT_RUN
     status = REPRODUCED if gap1 > gapk and gap1 > 0 else NOT_REPRODUCED
-    return name, paper, rule, f"gap@1 {gap1:+.1f}, gap@{kmax} {gapk:+.1f} ({_label(full)} − {_label(base)})", status
+    return name, paper, rule, f"gap@1 {gap1:+.1f}, gap@{kmax} {gapk:+.1f} ({P.label(full)} − {P.label(base)})", status
 
 
 def _teacher_findings(stats: dict | None) -> list[tuple]:

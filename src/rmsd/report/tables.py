@@ -286,6 +286,8 @@ def ablation_table(df: pd.DataFrame, rows: list[dict], benchmarks: list[str], re
     data_rows, disp_rows = [], []
     first = rows[0]["variant"] if rows else None
     base_means = {b: seed_stats(df[(df.variant == first) & (df.benchmark == b)].overall)[0] for b in benchmarks}
+    fam = add_families(df)  # closed/open columns of the step differences
+    untrained = [r["variant"] for r in rows if not r.get("train", True)]
     for i, r in enumerate(rows):
         letter = chr(ord("A") + i)
         v = r["variant"]
@@ -306,10 +308,8 @@ def ablation_table(df: pd.DataFrame, rows: list[dict], benchmarks: list[str], re
         for col in ("overall", "closed"):
             disp[f"step Δ {col} [95% CI]"] = DASH  # row A: no previous row
         if i > 0:  # the step from the previous row, paired over seeds (rmsd.report.paired)
-            fam = add_families(df)
             for col in ("overall", "closed"):
-                step = paired_diff(fam, v, rows[i - 1]["variant"], benchmarks[0], col,
-                                   [r["variant"] for r in rows if not r.get("train", True)])
+                step = paired_diff(fam, v, rows[i - 1]["variant"], benchmarks[0], col, untrained)
                 data.update({f"step_{col}_mean": _r(step.mean, 2), f"step_{col}_ci95_low": _r(step.ci_low, 2),
                              f"step_{col}_ci95_high": _r(step.ci_high, 2), f"step_{col}_n_pairs": step.n})
                 disp[f"step Δ {col} [95% CI]"] = fmt_diff(step)
