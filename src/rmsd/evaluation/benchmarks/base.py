@@ -6,36 +6,81 @@ settings and official scoring rule; :mod:`.importers` keeps the registry.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rmsd.errors import DataError
 from rmsd.evaluation.benchmarks.common import Record, media_path
 from rmsd.scoring.formats import parse_number
 
 
 @dataclass
 class Imported:
-    """Items of one benchmark with the location of the record each came from."""
+    """Items of one benchmark with the location of the record each came from, and the counts.
+
+    ``n_records`` counts every annotation record read (after un-nesting, e.g. one WorldSense
+    question); ``skipped`` counts records dropped for a bad value, by reason (each reason with up
+    to three example locations in ``skipped_examples``); ``filtered`` counts records left out by a
+    setting (e.g. MLVU's open-ended task types), by reason. ``notes`` counts records imported with
+    a documented repair (e.g. a null Video-MMMU ``question_type`` read from the options).
+    """
 
     items: list[dict] = field(default_factory=list)
     locs: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     n_records: int = 0
     skipped: Counter = field(default_factory=Counter)
+    skipped_examples: dict[str, list[str]] = field(default_factory=dict)
+    filtered: Counter = field(default_factory=Counter)
+    notes: Counter = field(default_factory=Counter)
+    on_error: str = "skip"
 
     def add(self, item: dict, loc: str) -> None:
         self.items.append(item)
         self.locs.append(loc)
+
+    @contextlib.contextmanager
+    def record(self, rec: Record):
+        """Count ``rec`` and guard its import: a DataError raised inside skips the record and
+        counts its reason (``on_error == "skip"``) or propagates (``"fail"``)."""
+        self.n_records += 1
+        try:
+            yield rec
+        except DataError as e:
+            if self.on_error == "fail":
+                raise
+            reason = getattr(e, "reason", None) or _reason_of(str(e), rec.loc)
+            self.skipped[reason] += 1
+            ex = self.skipped_examples.setdefault(reason, [])
+            if len(ex) < 3:
+                ex.append(rec.loc)
+
+
+_QUOTED_RE = re.compile(r"'[^']*'|\"[^\"]*\"|\[[^\]]*\]|-?\d+(?:\.\d+)?")
+
+
+def _reason_of(message: str, loc: str) -> str:
+    """A skip reason from a DataError message: the location prefix dropped, and quoted values and
+    numbers replaced by ``…`` (so that ``answer 'Three' matches several options`` and ``answer
+    'Red' matches several options`` count together), field names kept."""
+    msg = message.split(f"{loc}: ", 1)[-1]
+    keep = re.match(r"(missing field|field) ('[^']*')", msg)
+    out = _QUOTED_RE.sub("…", msg)
+    if keep:
+        out = out.replace("…", keep.group(2), 1)
+    return out[:100]
 
 
 def make_item(rec: Record, *, id: str, dataset: str, split: str, video: str | None,
           duration_s: float | None, task_type: str, question: str, options: list[str] | None,
           answer: Any, meta: dict) -> dict:
     if not question.strip():
-        raise rec.error("empty question")
+        raise rec.error("empty question", reason="empty question")
     return {"id": id, "dataset": dataset, "split": split, "video": video,
             "duration_s": duration_s, "task_type": task_type, "question": question,
             "options": options, "answer": answer, "meta": meta}

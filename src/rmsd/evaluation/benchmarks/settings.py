@@ -85,7 +85,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "max_new_tokens": 16,
         "system_prompt": _CAREFUL,
         "prompt": "Question: {question}\nOptions:\n{options_paren}\nOnly give the best option.",
-        "task_types": ["plotQA", "needle", "ego", "count", "order", "anomaly_reco",
+        # The release's names (json/*.json question_type); "needle" is read as "findNeedle".
+        "task_types": ["plotQA", "findNeedle", "ego", "count", "order", "anomaly_reco",
                        "topic_reasoning"],
     },
     # benchmarks.md 2.8; vision + text only (paper.md section 6 row 20), so "and the corresponding
@@ -134,7 +135,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     },
     # benchmarks.md 2.4 (testmini; the `query` field carries lmms-eval's format-prompt hint).
     MATHVISTA: {
-        "annotations": "MathVista/annot_testmini.json",
+        # The GitHub release: data/testmini.json (pid -> problem) + data/query.json (pid -> query).
+        "annotations": "MathVista/testmini.json",
+        "query_file": "MathVista/query.json",
         "media": "MathVista/{image}",
         "split": "testmini",
         "max_new_tokens": 16384,
@@ -249,6 +252,7 @@ def eval_params(evaluation: dict, dataset: str) -> dict[str, Any]:
 IMPORT_KEYS = frozenset({
     "annotations", "media", "split", "limit", "task_types", "tracks", "question_only",
     "question_only_media", "image_media", "steps", "chains", "prompt_field", "image_options",
+    "query_file",
 })
 """Settings that change the imported items (the rest only affect prompting and scoring)."""
 
@@ -300,7 +304,8 @@ def annotation_files(evaluation: dict, benchmark: str) -> list[str]:
 
     p = import_params(evaluation, benchmark)
     pattern = p["settings"]["annotations"]
-    fills = ([{"track": t} for t in p["settings"]["tracks"]] if "{track}" in pattern else [{}])
+    fills = ([{"track": t, "track_lower": t.lower()} for t in p["settings"]["tracks"]]
+             if "{track" in pattern else [{}])
     out = []
     for f in fills:
         full = str(Path(p["data_root"]) / pattern.format(**f))
