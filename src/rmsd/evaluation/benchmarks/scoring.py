@@ -142,9 +142,17 @@ class BenchmarkScorer:
         if task == "mcq":
             letter = extract_mcq_letter(text, n_options_of(item))
             ok = letter is not None
-            return ({"parsed": letter, "valid": ok,
-                     "score": float(ok and letter == str(item["answer"]).strip().upper()),
-                     "reason": None if ok else "no single option letter", "method": "mcq"}, None)
+            gold = str(item["answer"]).strip().upper()
+            letters = meta.get("answer_letters") or [gold]
+            any_ok = ok and letter in letters
+            # The benchmark's official rule: MathVista compares option texts (any duplicate
+            # letter is right); MLVU keeps the last matching letter only.
+            official = any_ok if meta.get("duplicate_rule") == "any" else (ok and letter == gold)
+            out = {"parsed": letter, "valid": ok, "score": float(official),
+                   "reason": None if ok else "no single option letter", "method": "mcq"}
+            if len(letters) > 1:
+                out["extra"] = {"score_any_letter": float(any_ok)}
+            return out, None
         if self.name == S.VSTAR:
             return self._score_vstar(text, item, meta, frame_size)
         if task in ("numeric", "open") and self.name in MATH_BENCHMARKS:

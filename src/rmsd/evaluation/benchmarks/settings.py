@@ -101,7 +101,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     },
     # benchmarks.md 2.7 (lmms-eval protocol: the Adaptation image becomes the last frame).
     VIDEOMMMU: {
-        "annotations": "VideoMMMU/{track}/test-00000-of-00001.parquet",
+        # The GitHub release (data/{perception,comprehension,adaptation}_video.json); the Hugging
+        # Face parquet is "VideoMMMU/{track}/test-00000-of-00001.parquet" (has the Adaptation image).
+        "annotations": "VideoMMMU/data/{track_lower}_video.json",
         "media": "VideoMMMU/videos/{discipline}/{id}.mp4",
         "split": "test",
         "max_new_tokens": 1024,
