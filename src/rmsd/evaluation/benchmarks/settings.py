@@ -267,6 +267,8 @@ def import_params(evaluation: dict, benchmark: str) -> dict[str, Any]:
     return {
         "data_root": str(evaluation.get("data_root", "data/benchmarks")),
         "settings": {k: v for k, v in s.items() if k in IMPORT_KEYS},
+        "on_record_error": str(evaluation.get("on_record_error", "skip")),
+        "min_import_share": float(evaluation.get("min_import_share", 0.9)),
     }
 
 
