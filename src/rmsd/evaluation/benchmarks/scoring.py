@@ -26,6 +26,7 @@ from rmsd.errors import ConfigError
 from rmsd.evaluation.benchmarks import settings as S
 from rmsd.evaluation.benchmarks.extract import (
     MathVerifier,
+    final_answer_text,
     extract_mcq_letter,
     parse_vstar_boxes,
     parse_vstar_span,
@@ -106,6 +107,33 @@ def build_prompt_text(item: dict, settings: dict, template: str) -> str:
     return text
 
 
+def _score_vstar_when(text: str, gold: list[float]) -> dict:
+    """A V-STaR "When" answer scored two ways (both reported, labelled in metrics.json):
+
+    * ``score`` -- the official rule (V-STaR ``extract_timestamps``: the regex
+      ``\\b\\d+(?:\\.\\d+)?\\b`` must find exactly two numbers; a reversed span overlaps nothing):
+      ``"2.0s to 5.5s"`` reads [2, 5] there (the ``s`` glued to ``2.0`` defeats ``\\b``);
+    * ``extra.score_robust`` -- our parse (:func:`rmsd.scoring.formats.find_span`: the pool-scoring
+      path's :func:`~rmsd.scoring.formats.parse_span`, also found inside prose: ``2.0s to 5.5s`` -> [2.0, 5.5], mm:ss, ``between 4 and 9``), with a
+      swapped span (``from 6 to 2``) put in order and flagged ``extra.swapped`` (counted as
+      ``n_swapped``), never scored as a silent 0.
+    """
+    from rmsd.scoring.formats import find_span
+
+    body = strip_reasoning(text).strip()
+    span = parse_vstar_span(text)
+    official = 0.0 if span is None or span[1] < span[0] else temporal_iou(span, gold)
+    robust = find_span(final_answer_text(body)) or find_span(body)
+    swapped = robust is not None and robust[1] < robust[0]
+    if swapped:
+        robust = [robust[1], robust[0]]
+    extra = {"official_span": span, "robust_span": robust, "swapped": swapped,
+             "score_robust": 0.0 if robust is None else temporal_iou(robust, gold)}
+    return {"parsed": span, "valid": span is not None, "score": official,
+            "reason": None if span is not None else "not exactly two numbers",
+            "method": "vstar_span", "extra": extra}
+
+
 class BenchmarkScorer:
     """Scores responses to the items of one benchmark.
 
@@ -171,14 +199,7 @@ class BenchmarkScorer:
                      frame_size: tuple[float, float] | None) -> tuple[dict, JudgeRequest | None]:
         task = item["task_type"]
         if task == "temporal":
-            span = parse_vstar_span(text)
-            if span is None:
-                return ({"parsed": None, "valid": False, "score": 0.0,
-                         "reason": "not exactly two numbers", "method": "vstar_span"}, None)
-            # A reversed span overlaps nothing (the official formula gives 0 as well).
-            iou = 0.0 if span[1] < span[0] else temporal_iou(span, item["answer"])
-            return ({"parsed": span, "valid": True, "score": iou, "reason": None,
-                     "method": "vstar_span"}, None)
+            return _score_vstar_when(text, item["answer"]), None
         if task == "spatial":
             pred = parse_vstar_boxes(text)
             coords = self.settings["box_coords"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from typing import Any
 
@@ -33,6 +34,9 @@ def vstar_length_group(video_length_s: float) -> str:
     return "Long"
 
 
+_FIRST_RELEASE_KEY = re.compile(r"(\d+(?:\.\d+)?)_(\d+)")
+
+
 def _vstar_boxes(rec: Record, w: float, h: float) -> tuple[list[dict], list[list[float]]]:
     """GT boxes as ``[{"t", "box"}]`` on the 0-1000 scale, and the pixel boxes (for prompts)."""
     raw = rec.get("bboxes")
@@ -42,6 +46,14 @@ def _vstar_boxes(rec: Record, w: float, h: float) -> tuple[list[dict], list[list
     for j, b in enumerate(raw):
         if not isinstance(b, dict):
             raise rec.error(f"bboxes[{j}] must be an object")
+        if len(b) == 1 and isinstance(next(iter(b.values())), dict):
+            # first-release layout (V_STaR_test_release.jsonl): {"{timestamp}_{frame_index}": box}
+            (key, box), = b.items()
+            m = _FIRST_RELEASE_KEY.fullmatch(str(key))
+            if m is None:
+                raise rec.error(f"bboxes[{j}]: key {key!r} is not '{{timestamp}}_{{frame_index}}'",
+                                reason="bad first-release box key")
+            b = {**box, "timestamp": float(m.group(1)), "frame_index": int(m.group(2))}
         sub = Record(f"{rec.loc}: bboxes[{j}]", b, rec.path)
         t = sub.num("timestamp", nonneg=True)
         x1, y1, x2, y2 = (sub.num(k) for k in ("xmin", "ymin", "xmax", "ymax"))
@@ -74,6 +86,10 @@ def import_vstar(data_root: str, s: dict, out_dir: str | None = None,
     chain 2 ``where`` (told only how many boxes) and ``when`` (given the GT boxes without their
     times). Ids ``{vid}-{k}:{step}{chain}`` with k the record's ordinal among those of its video.
     Temporal ground truth stays in seconds; boxes go to the 0-1000 scale of the item schema.
+
+    Layouts: the current release ``data/V_STaR_test.json`` (boxes ``{timestamp, frame_index, xmin,
+    ymin, xmax, ymax}``) and the first release ``data/V_STaR_test_release.jsonl`` (boxes keyed
+    ``{"{timestamp}_{frame_index}": {xmin, ymin, xmax, ymax}}``, as its ``data/README.md`` says).
     """
     res = Imported() if res is None else res
     ordinal: Counter = Counter()
