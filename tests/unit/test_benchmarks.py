@@ -60,7 +60,9 @@ def test_videomme():
 
 
 def test_longvideobench_padding_and_candidates():
-    items = by_id(import_benchmark("LongVideoBench", DR).items)
+    # constructed records in the Hugging Face layout (option0..4 padded with "N/A")
+    items = by_id(import_benchmark("LongVideoBench", DR,
+                                   {"annotations": "LongVideoBench/constructed_lvb_val.json"}).items)
     a = items["lvb-0001"]
     assert a["options"] == ["He sits.", "He runs.", "He laughs."]  # "N/A" padding dropped
     assert a["answer"] == "C" and a["duration_s"] == 12.5
@@ -169,8 +171,8 @@ BAD_JSON_CASES = [
      r"lvb_val\.json: record 1: missing field 'question'"),
     ("LongVideoBench", "LongVideoBench/lvb_val.json", lambda d: d[0].update(correct_choice="two"),
      r"record 0: field 'correct_choice' must be an integer"),
-    ("LongVideoBench", "LongVideoBench/lvb_val.json", lambda d: d[0].update(correct_choice=3),
-     r"record 0: answer index 3 is not among the 3 options"),
+    ("LongVideoBench", "LongVideoBench/lvb_val.json", lambda d: d[0].update(correct_choice=7),
+     r"record 0: answer index 7 is not among the 4 options"),
     ("WorldSense", "WorldSense/worldsense_qa.json", lambda d: d[2].update(index=1),
      r"worldsense_qa\.json: record 2: duplicate id '1' \(first at .*record 0\)"),
     ("WorldSense", "WorldSense/worldsense_qa.json", lambda d: d[0].update(answer="E"),
@@ -339,7 +341,8 @@ def test_prompts_exact(tmp_path):
     assert build_prompt_text(ml, resolve_settings("MLVU_MCQ"), "answer_only") == (
         "Question: What color is the main male character in the video?\nOptions:\n(A) Yellow\n"
         "(B) Red\n(C) Green\n(D) Blue\nOnly give the best option.")
-    lvb = by_id(import_benchmark("LongVideoBench", DR).items)["lvb-0001"]
+    lvb = by_id(import_benchmark("LongVideoBench", DR, {
+        "annotations": "LongVideoBench/constructed_lvb_val.json"}).items)["lvb-0001"]
     assert build_prompt_text(lvb, resolve_settings("LongVideoBench"), "answer_only") == (
         "What happens after the man waves?\nA. He sits.\nB. He runs.\nC. He laughs.\n"
         "Answer with the option's letter from the given choices directly.\n")

@@ -97,3 +97,47 @@ def test_official_vs_ours_on_duplicate_answers():
     sv = BenchmarkScorer("MathVista", resolve_settings("MathVista"), math=MathVerifier())
     c, d, a = sv.score_batch(["C", "D", "A"], [mv, mv, mv])
     assert (c["score"], d["score"], a["score"]) == (1.0, 1.0, 0.0)
+
+
+def test_longvideobench_official_val_records():
+    res = import_benchmark("LongVideoBench", DR)
+    items = by_id(res.items)
+    assert list(items) == ["86CxyhFV9MI_0", "9PD3ciudpIE_0", "5qMcDQd17Y4_0", "QJ6sjg7SXOQ_0",
+                           "mH9LdC7IFH8_0", "LB1qPExHQY8_0"]
+    assert [it["answer"] for it in res.items] == ["B", "A", "D", "E", "B", "A"]
+    assert [len(it["options"]) for it in res.items] == [4, 4, 4, 5, 5, 5]
+    a = items["86CxyhFV9MI_0"]
+    assert a["duration_s"] == 190.16 and a["video"] == f"{DR}/LongVideoBench/videos/86CxyhFV9MI.mp4"
+    assert a["meta"] == {"duration_group": 600, "question_category": "TOS",
+                         "topic_category": "NP-News-Programs", "prompt_key": "mcq"}
+
+
+def test_worldsense_nested_release_layout():
+    """Constructed records in the release layout (worldsense_qa.json is not reachable here)."""
+    s = {"annotations": "WorldSense/release/worldsense_qa.json"}
+    res = import_benchmark("WorldSense", DR, s)
+    assert [it["id"] for it in res.items] == ["ws001-task0", "ws001-task1", "ws002-task0"]
+    first = res.items[0]
+    assert first["duration_s"] == 45.0 and first["video"] == f"{DR}/WorldSense/videos/ws001.mp4"
+    assert first["meta"]["domain"] == "Performance" and first["meta"]["duration_bucket"] == "<1min"
+    assert res.locs[0].endswith("worldsense_qa.json: record 'ws001' task0")
+
+
+def test_vstar_first_release_layout_equals_current():
+    cur = import_benchmark("V-STaR", DR).items
+    first = import_benchmark("V-STaR", DR, {"annotations": "V-STaR/V_STaR_test_release.jsonl"}).items
+    assert first == cur and len(cur) == 8
+
+
+def test_vstar_when_official_and_robust():
+    from rmsd.evaluation.benchmarks.scoring import _score_vstar_when as score
+    gold = [3.0, 7.0]
+    a = score("2.0s to 5.5s", gold)  # the official regex reads [2, 5]
+    assert a["parsed"] == [2.0, 5.0] and a["score"] == 0.4
+    assert a["extra"]["robust_span"] == [2.0, 5.5] and a["extra"]["score_robust"] == 0.5
+    b = score("From 6 to 2 seconds.", gold)  # swapped: official 0, ours flagged and ordered
+    assert (b["score"], b["extra"]["swapped"], b["extra"]["score_robust"]) == (0.0, True, 0.6)
+    c = score("00:03 - 00:07", gold)  # mm:ss: 4 numbers for the official regex
+    assert (c["score"], c["valid"], c["extra"]["score_robust"]) == (0.0, False, 1.0)
+    d = score("It happens between 4 and 9 seconds.", gold)
+    assert d["score"] == d["extra"]["score_robust"] == 0.5

@@ -44,7 +44,7 @@ CATEGORY_KEYS: dict[str, tuple[str, ...]] = {
     S.VIDEOMME: ("duration", "domain", "sub_category", "task_type"),
     S.LVB: ("duration_group", "question_category", "topic_category"),
     S.MLVU: ("task_type",),
-    S.WORLDSENSE: ("task_domain", "task_type", "audio_class"),
+    S.WORLDSENSE: ("domain", "task_domain", "task_type", "audio_class", "duration_bucket"),
     S.VIDEOMMMU: ("track", "discipline", "subject", "question_type", "source_id"),
     S.VSTAR: ("step", "chain", "domain", "length", "source_id"),
     S.MATHVISTA: ("question_type", "answer_type", "language", "source", "category", "task",
