@@ -141,3 +141,49 @@ def test_vstar_when_official_and_robust():
     assert (c["score"], c["valid"], c["extra"]["score_robust"]) == (0.0, False, 1.0)
     d = score("It happens between 4 and 9 seconds.", gold)
     assert d["score"] == d["extra"]["score_robust"] == 0.5
+
+
+def test_mathverse_answer_forms(tmp_path):
+    """The release's text-only records carry the odd answer forms (multi-letter ``C\\nD``, option
+    texts ``False`` / ``090^\\circ T``); an image path is added so that they import as items."""
+    import json
+
+    recs = json.loads((ROOT / "MathVerse/testmini_text_only.json").read_text(encoding="utf-8"))
+    import pytest
+
+    from rmsd.errors import DataError
+
+    with pytest.raises(DataError, match="MathVerse: no items imported"):  # all text-only
+        import_benchmark("MathVerse", DR, {"annotations": "MathVerse/testmini_text_only.json"})
+    for r in recs:
+        r["image"] = f"images/{r['sample_index']}.png"
+    # a vision-only variant of 440 and one whose answer is an option text / a sixth letter
+    vis = dict(recs[4], sample_index="440v", question="", query_wo="Choose 2 answers.")
+    txt = dict(recs[3], sample_index="429v", question="", query_wo="True or false?")
+    six = dict(recs[0], sample_index="1v", question="", query_wo="Which?", answer="F")
+    (tmp_path / "MathVerse").mkdir()
+    (tmp_path / "MathVerse/testmini.json").write_text(json.dumps(recs + [vis, txt, six]))
+    res = import_benchmark("MathVerse", tmp_path)
+    items = by_id(res.items)
+    assert [items[k]["answer"] for k in ("1", "2", "339", "429", "440")] == ["D", "C", "A", "B",
+                                                                             "C, D"]
+    assert items["440"]["meta"]["answer_letters"] == ["C", "D"]
+    assert items["440v"]["meta"]["answer_letters"] == ["C", "D"] and len(items["440v"]["options"]) == 5
+    assert (items["429v"]["task_type"], items["429v"]["answer"]) == ("open", "False")
+    assert (items["1v"]["answer"], len(items["1v"]["options"])) == ("F", 6)
+    assert import_stats(res)["notes"] == {
+        "multi-letter answer (all letters required)": 2,
+        "option-text answer, options only in the figure (open)": 1,
+        "placeholder options extended to the answer letter": 1}
+    sc = BenchmarkScorer("MathVerse", resolve_settings("MathVerse"), math=MathVerifier())
+    outs = sc.score_batch(["The answer is C and D.", "C", "Answer: Ｃ, Ｄ", "C, D, A"],
+                          [items["440"]] * 4)
+    assert [o["score"] for o in outs] == [1.0, 0.0, 1.0, 0.0]
+    assert {o["method"] for o in outs} == {"multi_letter"}
+
+
+def test_free_form_numbers_with_units():
+    m = MathVerifier()
+    assert m.check(r"Area $=113.1 \mathrm{~cm}^{2}$", 113.1, 1.0).correct
+    assert m.check(r"\boxed{113.1 \text{ cm}^2}", 113.1, 1.0).correct
+    assert not m.check(r"Area $=113.2 \mathrm{~cm}^{2}$", 113.1, 1.0).correct

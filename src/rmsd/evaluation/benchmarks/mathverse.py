@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import math
 from collections import Counter
 from typing import Any
@@ -18,6 +19,20 @@ from rmsd.evaluation.benchmarks.common import (
     strip_option_prefixes,
 )
 from rmsd.scoring.formats import parse_number
+from rmsd.tasks import OPTION_LETTERS
+
+
+PLACEHOLDER = "(option shown in the figure)"
+_MULTI_LETTER = re.compile(r"[A-Na-n](?:\s*(?:,|\n|and|\s)\s*[A-Na-n])+")
+
+
+def _extend(options: list[str], letter: str, res: Imported) -> list[str]:
+    """Placeholder options up to ``letter`` (counted when more than assumed are needed)."""
+    n = OPTION_LETTERS.index(letter) + 1
+    if n > len(options):
+        res.notes["placeholder options extended to the answer letter"] += 1
+        return options + [PLACEHOLDER] * (n - len(options))
+    return options
 
 
 def import_mathverse(data_root: str, s: dict, out_dir: str | None = None,
@@ -29,7 +44,14 @@ def import_mathverse(data_root: str, s: dict, out_dir: str | None = None,
     Multiple-choice options are read from the "Choices:" lines of the question; when they are only
     in the figure (vision-dominant/-only versions) the item gets ``settings.image_options``
     placeholder options (``meta.options_source = "image"``), which only sets the allowed letters.
-    Records without an image (text-only problems) are skipped and counted.
+    Records without an image (text-only problems, ``testmini_text_only.json``) are left out and
+    counted under ``filtered``.
+
+    Answer forms of the release: a letter; several letters (``C\nD``, "Choose 2 answers": an item
+    whose ``meta.answer_letters`` must all be chosen, nothing else); an option text (``False``,
+    ``090^\circ T``: mapped to its letter when the options are in the text, else scored as a
+    free-form answer); a letter beyond the assumed placeholder count (``F`` with five assumed: the
+    placeholders are extended). Each repair is counted under ``notes``.
     """
     res = Imported() if res is None else res
     for path in expand_annotation_paths(data_root, s["annotations"]):
@@ -39,7 +61,7 @@ def import_mathverse(data_root: str, s: dict, out_dir: str | None = None,
                 sid = rec.str_("sample_index")
                 image = image_field(rec, "image", s["media"], data_root, out_dir, sid)
                 if image is None:
-                    res.skipped["no image (text-only)"] += 1
+                    res.filtered["no image (text-only problem)"] += 1
                     continue
                 qtype = rec.str_("question_type")
                 if not rec.has("answer"):
@@ -61,9 +83,34 @@ def import_mathverse(data_root: str, s: dict, out_dir: str | None = None,
                     if parsed:
                         options, meta["options_source"] = parsed[1], "text"
                     else:
-                        options = ["(option shown in the figure)"] * int(s["image_options"])
+                        options = [PLACEHOLDER] * int(s["image_options"])
                         meta["options_source"] = "image"
-                    task, answer = "mcq", letter_of(rec, str(ans), options)
+                    a = str(ans).strip()
+                    multi = _MULTI_LETTER.fullmatch(a)
+                    single = re.fullmatch(r"\(?([A-Na-n])\)?\.?", a)
+                    if multi:
+                        # "C\nD" (choose 2 answers): every letter must be given, nothing else
+                        letters = re.findall(r"[A-N]", a.upper())
+                        if meta["options_source"] == "image":
+                            options = _extend(options, max(letters), res)
+                        for x in letters:
+                            letter_of(rec, x, options)
+                        meta["answer_letters"], meta["multi_letter"] = letters, True
+                        res.notes["multi-letter answer (all letters required)"] += 1
+                        task, answer = "mcq", ", ".join(letters)
+                    elif single and meta["options_source"] == "image":
+                        # the figure may hold more options than assumed ("F" with 5 assumed)
+                        options = _extend(options, single.group(1).upper(), res)
+                        task, answer = "mcq", letter_of(rec, a, options)
+                    elif meta["options_source"] == "image":
+                        # an option text as the answer, the options only in the figure: the
+                        # letter cannot be known, so the text is scored as a free-form answer
+                        res.notes["option-text answer, options only in the figure (open)"] += 1
+                        meta["options_source"] = "image (answer is option text)"
+                        options = None
+                        task, answer = "open", a
+                    else:
+                        task, answer = "mcq", letter_of(rec, a, options)
                 elif qtype == "free-form":
                     task, answer = free_form(rec, ans)
                 else:

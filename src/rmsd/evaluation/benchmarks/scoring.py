@@ -19,6 +19,7 @@ nothing is guessed.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -107,6 +108,25 @@ def build_prompt_text(item: dict, settings: dict, template: str) -> str:
     return text
 
 
+_LETTER_TOKEN = re.compile(r"(?<![A-Za-z0-9])\(?([A-N])\)?(?![A-Za-z0-9])")
+
+
+def _score_multi_letter(text: str, item: dict, meta: dict) -> dict:
+    """A several-letter answer (MathVerse ``C\nD``): the set of option letters in the final
+    answer (:func:`final_answer_text`; full-width forms read via NFKC) must equal the gold set.
+    The official MathVerse scorer judges such answers with GPT; this is our rule, labelled
+    ``method: multi_letter``."""
+    import unicodedata
+
+    allowed = set(OPTION_LETTERS[:n_options_of(item)])
+    final = unicodedata.normalize("NFKC", final_answer_text(text))
+    got = {m.group(1) for m in _LETTER_TOKEN.finditer(final)} & allowed
+    ok = bool(got)
+    return {"parsed": ", ".join(sorted(got)) if ok else None, "valid": ok,
+            "score": float(got == set(meta["answer_letters"])),
+            "reason": None if ok else "no option letters", "method": "multi_letter"}
+
+
 def _score_vstar_when(text: str, gold: list[float]) -> dict:
     """A V-STaR "When" answer scored two ways (both reported, labelled in metrics.json):
 
@@ -168,6 +188,8 @@ class BenchmarkScorer:
         task = item["task_type"]
         meta = item.get("meta") or {}
         if task == "mcq":
+            if meta.get("multi_letter"):
+                return _score_multi_letter(text, item, meta), None
             letter = extract_mcq_letter(text, n_options_of(item))
             ok = letter is not None
             gold = str(item["answer"]).strip().upper()
