@@ -187,3 +187,29 @@ def test_free_form_numbers_with_units():
     assert m.check(r"Area $=113.1 \mathrm{~cm}^{2}$", 113.1, 1.0).correct
     assert m.check(r"\boxed{113.1 \text{ cm}^2}", 113.1, 1.0).correct
     assert not m.check(r"Area $=113.2 \mathrm{~cm}^{2}$", 113.1, 1.0).correct
+
+
+def test_pass_k_per_benchmark():
+    from rmsd.evaluation.benchmarks import eval_params
+
+    ev = {"pass_k_samples": 16, "benchmark_settings": {"VideoMME": {"pass_k_samples": 0}}}
+    assert eval_params(ev, "VideoMME")["pass_k_samples"] == 0
+    assert eval_params(ev, "MathVista")["pass_k_samples"] == 16
+    ev = {"pass_k_samples": 0, "benchmark_settings": {"V-STaR": {"pass_k_samples": 8}}}
+    assert eval_params(ev, "V-STaR")["pass_k_samples"] == 8
+
+
+def test_same_parsers_on_evaluation_and_pool_scoring_paths():
+    """Pool scoring (rmsd.scoring.formats.check_task) and benchmark evaluation read answers with
+    the same functions: full-width letters, 'between 4 and 9', mm:ss spans."""
+    from rmsd.scoring.formats import check_task
+
+    mcq = {"id": "x", "task_type": "mcq", "options": ["a", "b", "c", "d"], "answer": "B"}
+    assert check_task("（Ｂ）", mcq).parsed == "B"
+    sc = BenchmarkScorer("VideoMME", resolve_settings("VideoMME"))
+    assert sc.score_batch(["（Ｂ）"], [{**mcq, "meta": {}}])[0]["parsed"] == "B"
+    tmp = {"id": "t", "task_type": "temporal", "answer": [4.0, 9.0], "duration_s": 60.0}
+    from rmsd.evaluation.benchmarks.scoring import _score_vstar_when as when
+    for text, span in (("between 4 and 9", [4.0, 9.0]), ("00:04 - 00:09", [4.0, 9.0])):
+        assert check_task(text, tmp).parsed == span
+        assert when(text, [4.0, 9.0])["extra"]["robust_span"] == span

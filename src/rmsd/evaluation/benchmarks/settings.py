@@ -55,7 +55,7 @@ _IGNORE_QUIZ = "\nPlease ignore the Quiz question in last frame of the video."
 
 COMMON_KEYS = frozenset({
     "annotations", "media", "split", "limit", "max_new_tokens", "batch_size", "system_prompt",
-    "prompt", "answer_tags", "judge_mode",
+    "prompt", "answer_tags", "judge_mode", "pass_k_samples",
 })
 """Settings every benchmark accepts."""
 
@@ -165,7 +165,7 @@ SPECIFIC_KEYS: dict[str, frozenset[str]] = {
 
 _COMMON_DEFAULTS: dict[str, Any] = {
     "limit": None, "batch_size": None, "system_prompt": None, "answer_tags": False,
-    "judge_mode": "off",
+    "judge_mode": "off", "pass_k_samples": None,
 }
 
 
@@ -248,6 +248,9 @@ def eval_params(evaluation: dict, dataset: str) -> dict[str, Any]:
         out["benchmark"] = dataset
         out["settings"] = resolve_settings(
             dataset, (evaluation.get("benchmark_settings") or {}).get(dataset))
+        if out["settings"]["pass_k_samples"] is not None:
+            # per-benchmark pass@k: opt in (or out) benchmark by benchmark
+            out["pass_k_samples"] = int(out["settings"]["pass_k_samples"])
     return out
 
 
