@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import math
-from collections import Counter
-from typing import Any
 
 from rmsd.evaluation.benchmarks import settings as S
-from rmsd.evaluation.benchmarks.base import Imported, free_form, image_field, make_item
+from rmsd.evaluation.benchmarks.base import Imported, make_item
 from rmsd.evaluation.benchmarks.common import (
     Record,
     expand_annotation_paths,
     letter_of,
     load_records,
     media_path,
-    options_from_text,
-    strip_option_prefixes,
 )
-from rmsd.scoring.formats import parse_number
 
 
 LVB_DURATION_GROUPS = (15, 60, 600, 3600)
@@ -38,7 +32,7 @@ def _lvb_options(rec: Record) -> list[str]:
 
 
 def import_longvideobench(data_root: str, s: dict, out_dir: str | None = None,
-        res: Imported | None = None) -> Imported:
+                          res: Imported | None = None) -> Imported:
     """LongVideoBench (benchmarks.md 2.2): id, video_path, duration, duration_group,
     question_category, question, option0..4 (padded with "N/A") or candidates, correct_choice."""
     res = Imported() if res is None else res

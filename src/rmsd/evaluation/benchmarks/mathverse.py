@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import re
-import math
-from collections import Counter
-from typing import Any
 
 from rmsd.evaluation.benchmarks import settings as S
 from rmsd.evaluation.benchmarks.base import Imported, free_form, image_field, make_item
 from rmsd.evaluation.benchmarks.common import (
-    Record,
     expand_annotation_paths,
     letter_of,
     load_records,
-    media_path,
     options_from_text,
-    strip_option_prefixes,
 )
-from rmsd.scoring.formats import parse_number
 from rmsd.tasks import OPTION_LETTERS
 
 
@@ -36,7 +29,7 @@ def _extend(options: list[str], letter: str, res: Imported) -> list[str]:
 
 
 def import_mathverse(data_root: str, s: dict, out_dir: str | None = None,
-        res: Imported | None = None) -> Imported:
+                     res: Imported | None = None) -> Imported:
     """MathVerse testmini (benchmarks.md 2.5): sample_index, problem_index, problem_version,
     question, image, answer, question_type (multi-choice / free-form), query_wo, query_cot,
     question_for_eval, metadata (subject, subfield).

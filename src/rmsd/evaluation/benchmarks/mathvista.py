@@ -5,21 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 import math
-from collections import Counter
-from typing import Any
 
 from rmsd.errors import DataError
 from rmsd.evaluation.benchmarks import settings as S
 from rmsd.evaluation.benchmarks.base import Imported, free_form, image_field, make_item
 from rmsd.evaluation.benchmarks.common import (
-    Record,
     expand_annotation_paths,
     letter_of,
-    matching_letters,
     load_records,
-    media_path,
-    options_from_text,
-    strip_option_prefixes,
+    matching_letters,
 )
 from rmsd.scoring.formats import parse_number
 
@@ -28,7 +22,7 @@ MATHVISTA_META = ("split", "source", "category", "task", "context", "grade", "la
 
 
 def import_mathvista(data_root: str, s: dict, out_dir: str | None = None,
-        res: Imported | None = None) -> Imported:
+                     res: Imported | None = None) -> Imported:
     """MathVista testmini (benchmarks.md 2.4): pid, question, image, choices, unit, precision,
     answer, question_type (multi_choice / free_form), answer_type (text / integer / float / list),
     query, metadata. Multiple choice answers are option texts (mapped to letters); free-form

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import math
 from collections import Counter
-from typing import Any
 
 from rmsd.evaluation.benchmarks import settings as S
-from rmsd.evaluation.benchmarks.base import Imported, free_form, image_field, make_item
+from rmsd.evaluation.benchmarks.base import Imported, make_item
 from rmsd.evaluation.benchmarks.common import (
-    Record,
     expand_annotation_paths,
     letter_of,
-    matching_letters,
     load_records,
+    matching_letters,
     media_path,
     options_from_text,
     strip_option_prefixes,
 )
-from rmsd.scoring.formats import parse_number
 
 
 MLVU_OPEN_TYPES = ("subPlot", "sub_scene", "summary")
@@ -31,7 +27,7 @@ TASK_ALIASES = {"needle": "findNeedle"}
 
 
 def import_mlvu(data_root: str, s: dict, out_dir: str | None = None,
-        res: Imported | None = None) -> Imported:
+                res: Imported | None = None) -> Imported:
     """MLVU MCQ (benchmarks.md 2.3), either layout:
 
     * original per-task JSON: ``video``, ``duration``, ``question``, ``candidates``, ``answer``

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import math
-from collections import Counter
-from typing import Any
 
 from rmsd.evaluation.benchmarks import settings as S
-from rmsd.evaluation.benchmarks.base import Imported, free_form, image_field, make_item
+from rmsd.evaluation.benchmarks.base import Imported, make_item
 from rmsd.evaluation.benchmarks.common import (
     Record,
     expand_annotation_paths,
     letter_of,
     load_records,
     media_path,
-    options_from_text,
     strip_option_prefixes,
 )
-from rmsd.scoring.formats import parse_number
 
 
 VIDEOMME_DURATIONS = ("short", "medium", "long")
@@ -40,7 +35,7 @@ def _unnest(records: list[Record], path) -> list[Record]:
 
 
 def import_videomme(data_root: str, s: dict, out_dir: str | None = None,
-        res: Imported | None = None) -> Imported:
+                    res: Imported | None = None) -> Imported:
     """VideoMME (benchmarks.md 2.1): videoID, question_id, duration, domain, sub_category,
     task_type, question, options ("A. ..."), answer (letter).
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import math
-from collections import Counter
-from typing import Any
 
 from rmsd.evaluation.benchmarks import settings as S
 from rmsd.evaluation.benchmarks.base import Imported, free_form, image_field, make_item
@@ -14,10 +11,8 @@ from rmsd.evaluation.benchmarks.common import (
     letter_of,
     load_records,
     media_path,
-    options_from_text,
     strip_option_prefixes,
 )
-from rmsd.scoring.formats import parse_number
 
 
 SUBJECT_DISCIPLINE: dict[str, str] = {
@@ -35,8 +30,6 @@ SUBJECT_DISCIPLINE: dict[str, str] = {
 """Video-MMMU subject (from ids ``{split}_{Subject}_{n}``) -> discipline (video folder)."""
 
 
-
-
 def _unnest(records: list[Record], path) -> list[Record]:
     """The GitHub layout ``{"<Track>": {"0": {...}, "1": {...}}}`` as one record per question
     (location ``file: <Track> record '<n>'``); flat layouts pass through."""
@@ -52,7 +45,7 @@ def _unnest(records: list[Record], path) -> list[Record]:
 
 
 def import_videommmu(data_root: str, s: dict, out_dir: str | None = None,
-        res: Imported | None = None) -> Imported:
+                     res: Imported | None = None) -> Imported:
     """Video-MMMU (benchmarks.md 2.7): per track (Perception, Comprehension, Adaptation) id
     (``{split}_{Subject}_{n}``), question, options, answer, question_type (multiple-choice /
     perception / open), image (Adaptation). With ``question_only`` each Adaptation question is

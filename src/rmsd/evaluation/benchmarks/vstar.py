@@ -8,17 +8,13 @@ from collections import Counter
 from typing import Any
 
 from rmsd.evaluation.benchmarks import settings as S
-from rmsd.evaluation.benchmarks.base import Imported, free_form, image_field, make_item
+from rmsd.evaluation.benchmarks.base import Imported, make_item
 from rmsd.evaluation.benchmarks.common import (
     Record,
     expand_annotation_paths,
-    letter_of,
     load_records,
     media_path,
-    options_from_text,
-    strip_option_prefixes,
 )
-from rmsd.scoring.formats import parse_number
 
 
 VSTAR_LENGTHS = ((60.0, "Short"), (180.0, "Medium"), (math.inf, "Long"))
@@ -75,7 +71,7 @@ def _num_text(x: float) -> str:
 
 
 def import_vstar(data_root: str, s: dict, out_dir: str | None = None,
-        res: Imported | None = None) -> Imported:
+                 res: Imported | None = None) -> Imported:
     """V-STaR (benchmarks.md 2.6): vid, domain, fps, frame_count, width, height, question, answer,
     temporal_question, timestamps [start, end] (s), spatial_question, spatial_question_2, bboxes
     [{timestamp, xmin, ymin, xmax, ymax}] (pixels).

@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import re
-import math
-from collections import Counter
-from typing import Any
 
 from rmsd.evaluation.benchmarks import settings as S
-from rmsd.evaluation.benchmarks.base import Imported, free_form, image_field, make_item
+from rmsd.evaluation.benchmarks.base import Imported, make_item
 from rmsd.evaluation.benchmarks.common import (
     Record,
     expand_annotation_paths,
     letter_of,
     load_records,
     media_path,
-    options_from_text,
     strip_option_prefixes,
 )
-from rmsd.scoring.formats import parse_number
 
 
 _TASK_KEY = re.compile(r"task\d+")
@@ -60,7 +55,7 @@ def _duration(rec: Record) -> tuple[float | None, str | None]:
 
 
 def import_worldsense(data_root: str, s: dict, out_dir: str | None = None,
-        res: Imported | None = None) -> Imported:
+                      res: Imported | None = None) -> Imported:
     """WorldSense (benchmarks.md 2.8): index, video_path, duration, domain, task_domain,
     task_type, audio_class (list), candidates ("A. ..."), answer (letter), question.
 
