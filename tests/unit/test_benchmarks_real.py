@@ -213,3 +213,43 @@ def test_same_parsers_on_evaluation_and_pool_scoring_paths():
     for text, span in (("between 4 and 9", [4.0, 9.0]), ("00:04 - 00:09", [4.0, 9.0])):
         assert check_task(text, tmp).parsed == span
         assert when(text, [4.0, 9.0])["extra"]["robust_span"] == span
+
+
+def _samples(name, items, texts, **kw):
+    sc = BenchmarkScorer(name, resolve_settings(name), **kw)
+    outs = sc.score_batch(texts, items)
+    return [{"item_id": it["id"], "video": it["video"], "score": o["score"], "valid": o["valid"],
+             "extra": o.get("extra"),
+             "categories": sc.categories(it)} for it, o in zip(items, outs)]
+
+
+def test_mlvu_m_avg_official_and_ours_on_real_records():
+    """Fixed answers: the first letter whose candidate is the answer text. On the 4 duplicated
+    answers the official rule (last match) says wrong, ours (any match) right."""
+    from rmsd.evaluation.benchmarks import summarise_benchmark
+    from rmsd.tasks import OPTION_LETTERS
+
+    items = import_benchmark("MLVU_MCQ", DR).items
+    texts = []
+    for it in items:
+        gold = it["options"][OPTION_LETTERS.index(it["answer"])]
+        texts.append(f"({OPTION_LETTERS[it['options'].index(gold)]})")
+    m = summarise_benchmark("MLVU_MCQ", _samples("MLVU_MCQ", items, texts), n_boot=10)
+    assert m["n_task_types"] == 7
+    # per type (items, duplicated answers): plotQA (5, 2), findNeedle (3, 0), ego (3, 0),
+    # count (3, 0), order (3, 0), anomaly_reco (4, 1), topic_reasoning (4, 1)
+    assert m["micro_avg"] == 21 / 25
+    assert abs(m["m_avg"] - (3 / 5 + 1 + 1 + 1 + 1 + 3 / 4 + 3 / 4) / 7) < 1e-12
+    assert m["averages"]["M-Avg, any matching letter (ours)"] == 1.0
+    assert m["averages"]["micro, any matching letter (ours)"] == 1.0
+
+
+def test_videomme_denominators_stated():
+    from rmsd.evaluation.benchmarks import summarise_benchmark
+
+    items = import_benchmark("VideoMME", DR, {"annotations": "Video-MME/output_test_template.json",
+                                              "media": "Video-MME/data/{video_id}.mp4"}).items
+    texts = ["C", "A", "I am not sure", "B"] + ["no idea"] * 5
+    m = summarise_benchmark("VideoMME", _samples("VideoMME", items, texts), n_boot=10)
+    assert m["denominators"] == {"all questions": {"n": 9, "accuracy": 2 / 9},
+                                 "answered": {"n": 3, "accuracy": 2 / 3}}
