@@ -30,7 +30,30 @@ EXPECTED_ITEMS = {
     ("MathVista", "MathVista/{testmini,query}.json"): 15,
     ("MathVerse", "MathVerse/testmini.json"): 5,
 }
-NO_FIXTURE = {("Video-MMMU", "VideoMMMU/{Perception,Comprehension,Adaptation}/test-00000-of-00001.parquet")}
+HF_VMMMU = ("Video-MMMU", "VideoMMMU/{Perception,Comprehension,Adaptation}/test-00000-of-00001.parquet")
+EXPECTED_ITEMS[HF_VMMMU] = 24
+
+
+def _vmmmu_parquet(rel: str, dst: Path) -> None:
+    """The Hugging Face layout (one parquet per track; ``question_type`` filled; the Adaptation
+    image as a parquet image struct) built from the real GitHub records of the same track."""
+    import io
+
+    import pandas as pd
+    from PIL import Image
+
+    track = Path(rel).parts[-2]
+    (_, recs), = json.loads((FIX / f"VideoMMMU/data/{track.lower()}_video.json").read_text()).items()
+    rows = []
+    for r in recs.values():
+        row = {k: r[k] for k in ("id", "question", "options", "answer")}
+        row["question_type"] = r.get("question_type") or ("multiple-choice" if r["options"] else "open")
+        if track == "Adaptation":
+            buf = io.BytesIO()
+            Image.new("RGB", (4, 4), (0, 0, 0)).save(buf, format="PNG")
+            row["image"] = {"bytes": buf.getvalue(), "path": f"{r['id']}.png"}
+        rows.append(row)
+    pd.DataFrame(rows).to_parquet(dst, index=False)
 
 
 def _rows() -> list[tuple[str, str, str, dict]]:
@@ -56,18 +79,22 @@ def test_table_lists_every_benchmark():
     names = {r[0] for r in _rows()}
     assert names == {"VideoMME", "LongVideoBench", "MLVU_MCQ", "WorldSense", "Video-MMMU",
                      "V-STaR", "MathVista", "MathVerse"}
-    assert {(r[0], r[1]) for r in _rows()} == set(EXPECTED_ITEMS) | NO_FIXTURE
+    assert {(r[0], r[1]) for r in _rows()} == set(EXPECTED_ITEMS)
 
 
 @pytest.mark.parametrize("row", _rows(), ids=lambda r: f"{r[0]}:{r[1]}")
 def test_documented_layout_imports(tmp_path, row):
     name, annotations, media, settings = row
-    if (name, annotations) in NO_FIXTURE:
-        pytest.skip("no fixture in this layout (Hugging Face parquet)")
     for rel in _expand(annotations):
         dst = tmp_path / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(FIX / FIXTURE_OF.get(rel, rel), dst)
-    res = import_benchmark(name, tmp_path, {**settings, "media": media})
+        if (name, annotations) == HF_VMMMU:
+            _vmmmu_parquet(rel, dst)
+        else:
+            shutil.copy(FIX / FIXTURE_OF.get(rel, rel), dst)
+    res = import_benchmark(name, tmp_path, {**settings, "media": media}, out_dir=tmp_path / "out")
     assert len(res.items) == EXPECTED_ITEMS[(name, annotations)]
     assert all(it["video"].startswith(str(tmp_path)) for it in res.items)
+    if (name, annotations) == HF_VMMMU:  # the Adaptation image bytes are written out
+        adapt = [it for it in res.items if it["meta"]["track"] == "adaptation"]
+        assert len(adapt) == 7 and all(Path(it["meta"]["image"]).is_file() for it in adapt)

@@ -253,3 +253,18 @@ def test_videomme_denominators_stated():
     m = summarise_benchmark("VideoMME", _samples("VideoMME", items, texts), n_boot=10)
     assert m["denominators"] == {"all questions": {"n": 9, "accuracy": 2 / 9},
                                  "answered": {"n": 3, "accuracy": 2 / 3}}
+
+
+def test_import_counts_for_metrics_json(tmp_path):
+    from rmsd.evaluation.benchmarks import write_benchmark_items
+    from rmsd.evaluation.benchmarks.importers import import_counts
+
+    out = tmp_path / "MLVU_MCQ" / "items.jsonl"
+    stats = write_benchmark_items("MLVU_MCQ", DR, None, out)
+    assert stats["n_items"] == 25
+    assert import_counts(out) == {
+        "n_records": 33,
+        "n_skipped": {"answer not among the options": 1, "empty question": 1},
+        "n_filtered": {"task type subPlot not in task_types": 3,
+                       "task type summary not in task_types": 3}}
+    assert import_counts(tmp_path / "nowhere" / "items.jsonl") == {}

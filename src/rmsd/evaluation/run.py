@@ -20,7 +20,6 @@ the run's settings, and only the missing items are generated on restart. ``sampl
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
@@ -458,12 +457,11 @@ def evaluate(model_dir: str, items_path: str, frames_dir: str, out_dir: str, cfg
                                 "items_sha256": sha256_file(items_path)}}
     extra = {"n_missing_frames": n_missing, "frames": frames_summary(frame_recs, frames_meta),
              "modality": {"video_frames": True, "audio": False, "subtitles": False}}
-    imp = Path(items_path).parent / "import.json"
-    if ecfg.benchmark is not None and imp.is_file():
-        # the import counts (rmsd.evaluation.benchmarks.importers.import_stats): records read,
-        # items made, records skipped by reason and left out by a setting
-        st = json.loads(imp.read_text(encoding="utf-8"))
-        extra.update({k: st[k] for k in ("n_records", "n_skipped", "n_filtered") if k in st})
+    if ecfg.benchmark is not None:
+        # records read, skipped by reason and left out by a setting (import.json of data_import)
+        from rmsd.evaluation.benchmarks.importers import import_counts
+
+        extra.update(import_counts(items_path))
     metrics = run_evaluation(items, frames, out_dir, HFGenerator(model, enc, device), scorer, ecfg, seed,
                              frame_recs=frame_recs, run_info=run_info, extra=extra)
     log.info("eval %s on %s: overall %.4f", model_dir, items_path, metrics["overall"])

@@ -16,6 +16,7 @@ opened here (frame extraction checks them).
 
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
 from collections.abc import Callable
@@ -35,7 +36,8 @@ from rmsd.evaluation.benchmarks.vstar import import_vstar, vstar_length_group
 from rmsd.evaluation.benchmarks.worldsense import import_worldsense
 from rmsd.io import atomic_write_json, sha256_file, write_jsonl
 
-__all__ = ["IMPORTERS", "ON_RECORD_ERROR", "Imported", "import_benchmark", "import_stats",
+__all__ = ["IMPORTERS", "ON_RECORD_ERROR", "Imported", "import_benchmark", "import_counts",
+           "import_stats",
            "vstar_length_group", "import_worldsense", "write_benchmark_items"]
 
 ON_RECORD_ERROR = ("skip", "fail")
@@ -109,6 +111,26 @@ def import_stats(res: Imported) -> dict:
     return {"n_records": res.n_records, "n_items": len(res.items),
             "n_skipped": dict(res.skipped), "skipped_examples": dict(res.skipped_examples),
             "n_filtered": dict(res.filtered), "notes": dict(res.notes)}
+
+
+def import_counts(items_path: str | os.PathLike) -> dict:
+    """The import counts metrics.json carries (``n_records``, ``n_skipped`` by reason,
+    ``n_filtered`` by reason), read from ``import.json`` beside ``items_path``; {} when there is
+    none (items not made by :func:`write_benchmark_items`).
+
+    Raises:
+        DataError: ``import.json`` exists but is not a JSON object.
+    """
+    path = Path(items_path).parent / "import.json"
+    if not path.is_file():
+        return {}
+    try:
+        st = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise DataError(f"{path}: unreadable import stats ({e})") from None
+    if not isinstance(st, dict):
+        raise DataError(f"{path}: expected a JSON object")
+    return {k: st[k] for k in ("n_records", "n_skipped", "n_filtered") if k in st}
 
 
 def write_benchmark_items(name: str, data_root: str | os.PathLike, settings: dict | None,
