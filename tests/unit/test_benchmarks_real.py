@@ -268,3 +268,14 @@ def test_import_counts_for_metrics_json(tmp_path):
         "n_filtered": {"task type subPlot not in task_types": 3,
                        "task type summary not in task_types": 3}}
     assert import_counts(tmp_path / "nowhere" / "items.jsonl") == {}
+
+
+def test_mathvista_annot_file_is_refused_with_counts():
+    import pytest
+
+    from rmsd.errors import DataError
+
+    with pytest.raises(DataError, match=r"MathVista: only 0 of 3 records imported \(0\.0% < "
+                                        r"evaluation\.min_import_share 90%\); skipped by reason: "
+                                        r"\{\"missing field 'question_type'\": 3\}"):
+        import_benchmark("MathVista", DR, {"annotations": "MathVista/annot_testmini.json"})
