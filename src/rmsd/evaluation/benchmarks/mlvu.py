@@ -18,10 +18,6 @@ from rmsd.evaluation.benchmarks.common import (
 
 
 MLVU_OPEN_TYPES = ("subPlot", "sub_scene", "summary")
-MLVU_MCQ_TYPES = ("plotQA", "findNeedle", "ego", "count", "order", "anomaly_reco",
-                  "topic_reasoning")
-"""The seven MCQ task types with the names of the official release (``question_type`` of
-``json/1_plotQA.json`` ... ``7_topic_reasoning.json``); M-Avg is their macro mean."""
 TASK_ALIASES = {"needle": "findNeedle"}
 """Other names of the same task types (lmms-eval's ``MLVU_dev`` says ``needle``)."""
 
@@ -35,7 +31,8 @@ def import_mlvu(data_root: str, s: dict, out_dir: str | None = None,
     * lmms-eval: ``video_name``, ``question`` with the option lines inside, ``answer`` (letter),
       ``task_type``.
 
-    Only the MCQ task types in ``settings.task_types`` are kept (the open-ended ``subPlot`` and
+    Only the MCQ task types in ``settings.task_types`` (default :data:`settings.MLVU_MCQ_TYPES`)
+    are kept (the open-ended ``subPlot`` and
     ``summary`` are counted under ``filtered``); ``needle`` is read as the release's ``findNeedle``.
     An answer that several candidates share (``1_plotQA.json`` record 335: ``Three`` in
     ``[Six, Three, Three, Eight]``) takes the **last** matching letter, as the official

@@ -39,6 +39,10 @@ BENCHMARK_NAMES: tuple[str, ...] = (VIDEOMME, LVB, MLVU, WORLDSENSE, VIDEOMMMU, 
                                     MATHVERSE)
 
 JUDGE_MODES = ("off", "unparsed", "always")
+MLVU_MCQ_TYPES = ("plotQA", "findNeedle", "ego", "count", "order", "anomaly_reco",
+                  "topic_reasoning")
+"""MLVU's seven MCQ task types with the official release's names (``question_type`` of
+``json/1_plotQA.json`` ... ``7_topic_reasoning.json``); M-Avg is their macro mean."""
 BOX_COORDS = ("norm1000", "unit", "input_pixels", "original_pixels")
 VMMMU_TRACKS = ("Perception", "Comprehension", "Adaptation")
 VSTAR_STEPS = ("what", "when", "where")
@@ -86,8 +90,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "system_prompt": _CAREFUL,
         "prompt": "Question: {question}\nOptions:\n{options_paren}\nOnly give the best option.",
         # The release's names (json/*.json question_type); "needle" is read as "findNeedle".
-        "task_types": ["plotQA", "findNeedle", "ego", "count", "order", "anomaly_reco",
-                       "topic_reasoning"],
+        "task_types": list(MLVU_MCQ_TYPES),
     },
     # benchmarks.md 2.8; vision + text only (paper.md section 6 row 20), so "and the corresponding
     # audio" is left out of the prompt.
