@@ -279,3 +279,24 @@ def test_mathvista_annot_file_is_refused_with_counts():
                                         r"evaluation\.min_import_share 90%\); skipped by reason: "
                                         r"\{\"missing field 'question_type'\": 3\}"):
         import_benchmark("MathVista", DR, {"annotations": "MathVista/annot_testmini.json"})
+
+
+def test_mlvu_lmms_eval_layout(tmp_path):
+    """lmms-eval's MLVU_dev rows (options inside the question, letter answers, ``needle``): built
+    here from the real plotQA/needle records of the release fixture."""
+    import json
+
+    rows = []
+    for f, task in (("1_plotQA.json", "plotQA"), ("2_needle.json", "needle")):
+        rec = json.loads((ROOT / "MLVU/json" / f).read_text(encoding="utf-8"))[0]
+        opts = "\n".join(f"({L}) {c}" for L, c in zip("ABCD", rec["candidates"]))
+        rows.append({"video_name": rec["video"], "duration": rec["duration"], "task_type": task,
+                     "question": f"{rec['question']}\n{opts}",
+                     "answer": "ABCD"[rec["candidates"].index(rec["answer"])]})
+    (tmp_path / "dev.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    res = import_benchmark("MLVU_MCQ", tmp_path, {"annotations": "dev.jsonl",
+                                                  "media": "video/{video_name}"})
+    a, b = res.items
+    assert a["question"] == "What color is the main male character in the video?"
+    assert a["options"] == ["Yellow", "Red", "Green", "Blue"] and a["answer"] == "A"
+    assert b["meta"]["task_type"] == "findNeedle" and b["id"] == "findNeedle-00000"
