@@ -10,7 +10,9 @@ with log_to(snakemake.log[0]):
         data_root=snakemake.params.cfg["data_root"],
         settings=snakemake.params.cfg["settings"],
         out_path=snakemake.output.jsonl,
+        on_record_error=snakemake.params.cfg.get("on_record_error", "skip"),
+        min_import_share=snakemake.params.cfg.get("min_import_share", 0.9),
     )
     get_logger("rmsd.data_import").info(
         "%s: %d items from %d records (skipped: %s)", stats["benchmark"], stats["n_items"],
-        stats["n_records"], stats["skipped"] or "none")
+        stats["n_records"], stats["n_skipped"] or "none")

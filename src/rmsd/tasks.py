@@ -27,7 +27,7 @@ from typing import Any
 TASK_TYPES: tuple[str, ...] = ("mcq", "numeric", "ocr", "temporal", "spatial", "open")
 CLOSED_TASKS: frozenset[str] = frozenset({"mcq", "numeric", "ocr", "temporal", "spatial"})
 OPEN_TASKS: frozenset[str] = frozenset({"open"})
-OPTION_LETTERS: str = "ABCDEFGHIJ"
+OPTION_LETTERS: str = "ABCDEFGHIJKLMN"
 RESPONSE_TEMPLATES: tuple[str, ...] = ("answer_only", "think_answer")
 
 TASK_INSTRUCTIONS: dict[str, str] = {

@@ -61,7 +61,7 @@ BAD_RECORDS = [  # (record or raw line, expected message part)
     (lambda v: item(MCQ, v, answer=2), "must be an option letter, got 2"),
     (lambda v: item(MCQ, v, options="red,green"), "options must be a list of strings"),
     (lambda v: item(MCQ, v, options=["red", 3]), "options must be a list of strings"),
-    (lambda v: item(MCQ, v, options=[]), "mcq needs a list of 1..10 options"),
+    (lambda v: item(MCQ, v, options=[]), "mcq needs a list of 1..14 options"),
     (lambda v: item(TEMPORAL, v, answer=[3.0, 1.0]), r"ground-truth span must be .* got \[3.0, 1.0\]"),
     (lambda v: item(TEMPORAL, v, answer=[1.0, 9.0]), "not 0 <= start < end <= duration_s"),
     (lambda v: item(TEMPORAL, v, answer="1-2"), "bad temporal ground truth"),

@@ -60,7 +60,9 @@ def test_videomme():
 
 
 def test_longvideobench_padding_and_candidates():
-    items = by_id(import_benchmark("LongVideoBench", DR).items)
+    # constructed records in the Hugging Face layout (option0..4 padded with "N/A")
+    items = by_id(import_benchmark("LongVideoBench", DR,
+                                   {"annotations": "LongVideoBench/constructed_lvb_val.json"}).items)
     a = items["lvb-0001"]
     assert a["options"] == ["He sits.", "He runs.", "He laughs."]  # "N/A" padding dropped
     assert a["answer"] == "C" and a["duration_s"] == 12.5
@@ -73,26 +75,6 @@ def test_longvideobench_padding_and_candidates():
     assert c["video"] == f"{DR}/LongVideoBench/videos/v3.mp4"
 
 
-def test_mlvu_original_layout_skips_open_ended():
-    res = import_benchmark("MLVU_MCQ", DR)
-    assert [it["id"] for it in res.items] == ["plotQA-00000", "plotQA-00001", "ego-00000"]
-    assert [it["answer"] for it in res.items] == ["B", "C", "B"]
-    assert dict(res.skipped) == {"task type sub_scene": 1}
-    assert res.items[0]["video"] == f"{DR}/MLVU/video/1_plotQA/movie_a.mp4"
-    assert res.items[2]["meta"] == {"task_type": "ego", "prompt_key": "mcq"}
-
-
-def test_mlvu_lmms_eval_layout_options_in_question():
-    res = import_benchmark("MLVU_MCQ", DR, {"annotations": "MLVU/lmms_eval/dev.jsonl",
-                                            "media": "MLVU/video/{video_name}"})
-    a, b = res.items
-    assert a["question"] == "How many cars pass the gate?"
-    assert a["options"] == ["1", "2", "3", "4"] and a["answer"] == "B"
-    assert b["options"] == ["cook, eat, wash", "eat, cook, wash"] and b["answer"] == "A"
-    assert a["video"] == f"{DR}/MLVU/video/count_1.mp4" and a["id"] == "count-00000"
-    assert res.locs[1].endswith("dev.jsonl:2")
-
-
 def test_worldsense():
     items = import_benchmark("WorldSense", DR).items
     assert [it["id"] for it in items] == ["1", "2", "3"]
@@ -101,38 +83,6 @@ def test_worldsense():
                                 "audio_class": ["speech", "music"], "prompt_key": "mcq"}
     assert [it["answer"] for it in items] == ["B", "D", "A"]
     assert items[2]["meta"]["audio_class"] == []
-
-
-def test_videommmu_tracks_and_question_only(tmp_path):
-    res = import_benchmark("Video-MMMU", DR, out_dir=tmp_path)
-    items = by_id(res.items)
-    assert list(items) == [
-        "perception-validation_Art_1", "perception-validation_Physics_2",
-        "comprehension-validation_Art_1", "comprehension-validation_Physics_2",
-        "adaptation-validation_Art_1", "question_only-validation_Art_1",
-        "adaptation-validation_Physics_2", "question_only-validation_Physics_2"]
-    p = items["perception-validation_Physics_2"]
-    assert p["video"] == f"{DR}/VideoMMMU/videos/Science/validation_Physics_2.mp4"
-    assert p["meta"]["prompt_key"] == "perception_mcq" and p["answer"] == "A"
-    c = items["comprehension-validation_Art_1"]
-    assert c["options"] == ["To darken", "To lighten", "To dry", "To thicken"]  # "A. " stripped
-    o = items["comprehension-validation_Physics_2"]
-    assert (o["task_type"], o["answer"], o["options"]) == ("numeric", 12.5, None)
-    art = items["adaptation-validation_Art_1"]
-    assert art["meta"]["image"] == str(tmp_path / "media" / "Adaptation-validation_Art_1.png")
-    assert (tmp_path / "media" / "Adaptation-validation_Art_1.png").read_bytes()[:4] == b"\x89PNG"
-    phys = items["adaptation-validation_Physics_2"]
-    assert phys["meta"]["image"] == f"{DR}/VideoMMMU/images/adapt_physics_2.png"
-    assert (phys["task_type"], phys["answer"]) == ("numeric", 3)
-    q = items["question_only-validation_Art_1"]
-    assert q["video"] == f"{DR}/VideoMMMU/question_only/validation_Art_1_image.mp4"
-    assert q["meta"]["track"] == "question_only" and q["meta"]["image"] is None
-    assert q["meta"]["source_id"] == "validation_Art_1" and q["answer"] == "A"
-    assert q["meta"]["prompt_key"] == "question_only_mcq"
-    no_base = import_benchmark("Video-MMMU", DR, {"question_only": False}, out_dir=tmp_path)
-    assert len(no_base.items) == 6
-    one = import_benchmark("Video-MMMU", DR, {"tracks": ["Perception"]})
-    assert [it["meta"]["track"] for it in one.items] == ["perception", "perception"]
 
 
 def test_vstar_chains_prompts_and_boxes():
@@ -168,35 +118,6 @@ def test_vstar_chains_prompts_and_boxes():
     assert [vstar_length_group(x) for x in (59.9, 60, 179.9, 180)] == ["Short", "Medium", "Medium", "Long"]
 
 
-def test_mathvista():
-    items = by_id(import_benchmark("MathVista", DR).items)
-    assert (items["1"]["task_type"], items["1"]["answer"]) == ("numeric", 14)
-    assert items["1"]["question"].startswith("Hint: Please answer the question requiring an integer")
-    assert items["1"]["video"] == f"{DR}/MathVista/images/1.jpg"
-    assert items["1"]["meta"]["skills"] == ["geometry reasoning", "algebraic reasoning"]
-    mc = items["2"]
-    assert (mc["task_type"], mc["options"], mc["answer"]) == ("mcq", ["3", "4", "5", "6"], "C")
-    assert (items["3"]["answer"], items["3"]["meta"]["precision"]) == (1.5, 1.0)
-    assert (items["4"]["task_type"], items["4"]["answer"]) == ("open", "Yes")
-    plain = by_id(import_benchmark("MathVista", DR, {"prompt_field": "question"}).items)
-    assert plain["2"]["question"] == "How many sides does the shape have?"
-
-
-def test_mathverse():
-    res = import_benchmark("MathVerse", DR)
-    items = by_id(res.items)
-    assert list(items) == ["1", "2", "3", "4"] and dict(res.skipped) == {"no image (text-only)": 1}
-    assert items["1"]["options"] == ["30°", "40°", "50°", "60°"] and items["1"]["answer"] == "C"
-    assert items["1"]["meta"]["options_source"] == "text"
-    assert items["1"]["question"].startswith("Please directly answer the question")  # query_wo
-    v = items["2"]
-    assert len(v["options"]) == 5 and v["meta"]["options_source"] == "image" and v["answer"] == "B"
-    assert (items["3"]["task_type"], items["3"]["answer"]) == ("numeric", 5)
-    assert (items["4"]["task_type"], items["4"]["answer"]) == ("open", "\\frac{\\pi}{3}")
-    assert items["4"]["meta"]["subfield"] == "Angle"
-    assert items["1"]["video"] == f"{DR}/MathVerse/images/image_1.png"
-
-
 def test_every_benchmark_imports_and_writes(tmp_path):
     for name in BENCHMARK_NAMES:
         out = tmp_path / name / "items.jsonl"
@@ -223,11 +144,12 @@ def test_missing_data_names_expected_file(tmp_path):
         import_benchmark("VideoMME", tmp_path)
     with pytest.raises(MissingArtifactError, match=r"MLVU/json/\*\.json: no benchmark annotation"):
         import_benchmark("MLVU_MCQ", tmp_path)
-    with pytest.raises(MissingArtifactError, match=r"VideoMMMU/Perception/test-00000"):
+    with pytest.raises(MissingArtifactError, match=r"VideoMMMU/data/perception_video\.json"):
         import_benchmark("Video-MMMU", tmp_path)
     # the rule's input function returns the expected path (Snakemake names it as missing input)
     files = annotation_files({"data_root": str(tmp_path)}, "Video-MMMU")
-    assert [Path(f).parts[-2] for f in files] == ["Perception", "Comprehension", "Adaptation"]
+    assert [Path(f).name for f in files] == ["perception_video.json", "comprehension_video.json",
+                                             "adaptation_video.json"]
 
 
 def _copy(tmp_path, rel):
@@ -249,8 +171,8 @@ BAD_JSON_CASES = [
      r"lvb_val\.json: record 1: missing field 'question'"),
     ("LongVideoBench", "LongVideoBench/lvb_val.json", lambda d: d[0].update(correct_choice="two"),
      r"record 0: field 'correct_choice' must be an integer"),
-    ("LongVideoBench", "LongVideoBench/lvb_val.json", lambda d: d[0].update(correct_choice=3),
-     r"record 0: answer index 3 is not among the 3 options"),
+    ("LongVideoBench", "LongVideoBench/lvb_val.json", lambda d: d[0].update(correct_choice=7),
+     r"record 0: answer index 7 is not among the 4 options"),
     ("WorldSense", "WorldSense/worldsense_qa.json", lambda d: d[2].update(index=1),
      r"worldsense_qa\.json: record 2: duplicate id '1' \(first at .*record 0\)"),
     ("WorldSense", "WorldSense/worldsense_qa.json", lambda d: d[0].update(answer="E"),
@@ -265,14 +187,12 @@ BAD_JSON_CASES = [
      r"record 1: bboxes\[0\]: box .* has xmin > xmax"),
     ("V-STaR", "V-STaR/V_STaR_test.json", lambda d: d[0].update(fps=0),
      r"record 0: field 'fps' must be > 0"),
-    ("MathVista", "MathVista/annot_testmini.json", lambda d: d["2"].update(answer="7"),
-     r"annot_testmini\.json: record '2': answer '7' is not among the 4 options"),
-    ("MathVista", "MathVista/annot_testmini.json", lambda d: d["1"].update(answer="fourteen"),
-     r"record '1': integer answer expected"),
-    ("MathVerse", "MathVerse/testmini.json", lambda d: d[0].update(answer="F"),
-     r"testmini\.json: record 0: answer 'F' is not among the 4 options"),
-    ("MathVerse", "MathVerse/testmini.json", lambda d: d[2].update(question_type="essay"),
-     r"record 2: question_type 'essay'"),
+    ("MathVista", "MathVista/testmini.json", lambda d: d["3"].update(answer="7"),
+     r"testmini\.json: record '3': answer '7' is not among the 4 options"),
+    ("MathVista", "MathVista/testmini.json", lambda d: d["2"].update(answer="fourteen"),
+     r"record '2': integer answer expected"),
+    ("MathVerse", "MathVerse/testmini.json", lambda d: d[0].update(question_type="essay"),
+     r"record 0: question_type 'essay'"),
 ]
 
 
@@ -280,10 +200,16 @@ BAD_JSON_CASES = [
 def test_bad_annotations_name_file_and_record(tmp_path, name, rel, edit, pattern):
     path = _copy(tmp_path, rel)
     _edit_json(path, edit)
-    if name == "MLVU_MCQ":
-        _copy(tmp_path, "MLVU/json/3_ego.json")
+    if name == "MathVista":
+        _copy(tmp_path, "MathVista/query.json")
     with pytest.raises(DataError, match=pattern):
-        import_benchmark(name, tmp_path)
+        import_benchmark(name, tmp_path, on_record_error="fail")
+    # the default skips the record and counts it; one bad record of a few breaks the 90% floor
+    # only on the small fixtures, so the floor is lowered here
+    res = import_benchmark(name, tmp_path, min_import_share=0.0) if "duplicate" not in pattern \
+        else None
+    if res is not None:
+        assert sum(res.skipped.values()) == 1
 
 
 def test_bad_parquet_records(tmp_path):
@@ -293,25 +219,28 @@ def test_bad_parquet_records(tmp_path):
     (tmp_path / rel).parent.mkdir(parents=True)
     df.to_parquet(tmp_path / rel, index=False)
     with pytest.raises(DataError, match=r"test-00000-of-00001\.parquet: row 1: answer 'E' is not among"):
-        import_benchmark("VideoMME", tmp_path)
+        import_benchmark("VideoMME", tmp_path, on_record_error="fail")
     df = pd.read_parquet(ROOT / rel)
     df.loc[3, "duration"] = "huge"
     df.to_parquet(tmp_path / rel, index=False)
     with pytest.raises(DataError, match=r"row 3: duration 'huge' not in"):
+        import_benchmark("VideoMME", tmp_path, on_record_error="fail")
+    # skipped by default: 3 of 4 rows import (75% < the 90% floor -> fails with the counts)
+    with pytest.raises(DataError, match=r"only 3 of 4 records imported .*'duration … not in …': 1"):
         import_benchmark("VideoMME", tmp_path)
+    res = import_benchmark("VideoMME", tmp_path, min_import_share=0.75)
+    assert (res.n_records, len(res.items), dict(res.skipped)) == (4, 3, {"duration … not in …": 1})
     df = pd.read_parquet(ROOT / rel)
     df.loc[2, "question_id"] = "001-1"
     df.to_parquet(tmp_path / rel, index=False)
     with pytest.raises(DataError, match=r"row 2: duplicate id '001-1' \(first at .*row 0\)"):
         import_benchmark("VideoMME", tmp_path)
-    vm = "VideoMMMU/Perception/test-00000-of-00001.parquet"
-    for track in ("Perception", "Comprehension", "Adaptation"):
-        _copy(tmp_path, f"VideoMMMU/{track}/test-00000-of-00001.parquet")
-    df = pd.read_parquet(ROOT / vm)
-    df.loc[0, "id"] = "validation_Cooking_1"
-    df.to_parquet(tmp_path / vm, index=False)
-    with pytest.raises(DataError, match=r"Perception/test-00000-of-00001\.parquet: row 0: .*unknown subject 'Cooking'"):
-        import_benchmark("Video-MMMU", tmp_path)
+    vm = "VideoMMMU/data/perception_video.json"
+    for track in ("perception", "comprehension", "adaptation"):
+        _copy(tmp_path, f"VideoMMMU/data/{track}_video.json")
+    _edit_json(tmp_path / vm, lambda d: d["Perception"]["0"].update(id="validation_Cooking_1"))
+    with pytest.raises(DataError, match=r"perception_video\.json: Perception record '0': .*unknown subject 'Cooking'"):
+        import_benchmark("Video-MMMU", tmp_path, on_record_error="fail")
 
 
 def test_bad_jsonl_line_and_format(tmp_path):
@@ -334,6 +263,9 @@ def test_bad_jsonl_line_and_format(tmp_path):
 
 def test_media_template_missing_field(tmp_path):
     with pytest.raises(DataError, match=r"record 0: media template '\{nope\}.mp4' cannot be filled"):
+        import_benchmark("WorldSense", DR, {"media": "{nope}.mp4"}, on_record_error="fail")
+    with pytest.raises(DataError, match=r"only 0 of 3 records imported .*media template … cannot "
+                                        r"be filled \(KeyError: …\)': 3.*record 0"):
         import_benchmark("WorldSense", DR, {"media": "{nope}.mp4"})
 
 
@@ -407,19 +339,21 @@ def test_prompts_exact(tmp_path):
     assert tagged.endswith("Answer:\nThink in <think></think>, then put it in <answer></answer>.")
     ml = import_benchmark("MLVU_MCQ", DR).items[0]
     assert build_prompt_text(ml, resolve_settings("MLVU_MCQ"), "answer_only") == (
-        "Question: What does the hero carry?\nOptions:\n(A) A sword\n(B) A lamp\n(C) A book\n"
-        "(D) A rope\nOnly give the best option.")
-    lvb = by_id(import_benchmark("LongVideoBench", DR).items)["lvb-0001"]
+        "Question: What color is the main male character in the video?\nOptions:\n(A) Yellow\n"
+        "(B) Red\n(C) Green\n(D) Blue\nOnly give the best option.")
+    lvb = by_id(import_benchmark("LongVideoBench", DR, {
+        "annotations": "LongVideoBench/constructed_lvb_val.json"}).items)["lvb-0001"]
     assert build_prompt_text(lvb, resolve_settings("LongVideoBench"), "answer_only") == (
         "What happens after the man waves?\nA. He sits.\nB. He runs.\nC. He laughs.\n"
         "Answer with the option's letter from the given choices directly.\n")
     vmm = by_id(import_benchmark("Video-MMMU", DR, {"tracks": ["Adaptation"]}, tmp_path).items)
-    text = build_prompt_text(vmm["adaptation-validation_Physics_2"], resolve_settings("Video-MMMU"),
+    text = build_prompt_text(vmm["adaptation-dev_Biology_3"], resolve_settings("Video-MMMU"),
                              "answer_only")
-    assert text == ("You should watch and learn the video content. Then apply what you learned to "
-                    "answer the following open-ended question. The image for this question is at "
-                    "the end of the video.\nUsing the lecture's law, find the current (A) in the "
-                    "circuit shown.")
+    assert text.startswith("You should watch and learn the video content. Then apply what you "
+                           "learned to answer the following multi-choice question. The image for "
+                           "this question is at the end of the video.\n<image 1> What kind of "
+                           "sugar is this, aldose or ketose?\nA. aldose\nB. ketose\n")
+    assert text.endswith("\nJ. sucrose")
     with pytest.raises(ConfigError, match="cannot be filled"):
         build_prompt_text(vm, {**s, "prompt": "{nope}"}, "answer_only")
 

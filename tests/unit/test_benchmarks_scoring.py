@@ -213,14 +213,14 @@ def test_judge_hook_vstar_what_and_math_modes(tmp_path):
     judge = FakeJudge(correct=True)
     sc = BenchmarkScorer("MathVerse", resolve_settings("MathVerse", {"judge_mode": "unparsed"}),
                          math=MathVerifier(), judge=judge)
-    out = sc.score_batch(["I do not know", "The answer is 5"], [mverse["3"], mverse["3"]])
+    out = sc.score_batch(["I do not know", "The answer is 14"], [mverse["3421"], mverse["3421"]])
     assert len(judge.requests) == 1 and judge.requests[0].kind == "math"  # only the unparsed one
     assert (out[0]["method"], out[0]["score"], out[0]["extra"]["rule_score"]) == ("judge", 1.0, 0.0)
     assert (out[1]["method"], out[1]["score"]) == ("math_verify", 1.0)
     judge = FakeJudge(correct=False)
     sc = BenchmarkScorer("MathVerse", resolve_settings("MathVerse", {"judge_mode": "always"}),
                          math=MathVerifier(), judge=judge)
-    out = sc.score_batch(["The answer is 5"], [mverse["3"]])
+    out = sc.score_batch(["The answer is 14"], [mverse["3421"]])
     assert (out[0]["score"], out[0]["extra"]["rule_score"], sc.n_judged) == (0.0, 1.0, 1)
     with pytest.raises(ConfigError, match="judge_mode"):
         BenchmarkScorer("MathVerse", resolve_settings("MathVerse", {"judge_mode": "always"}),

@@ -197,14 +197,18 @@ def test_extract_mcq_letter_allowed_set_and_long_text():
     with pytest.raises(ValueError, match="n_options"):
         extract_mcq_letter("B", 0)
     with pytest.raises(ValueError, match="n_options"):
-        extract_mcq_letter("B", 11)
+        extract_mcq_letter("B", 15)
+    # Video-MMMU has questions with 11 and 14 options (letters up to N); full-width letters read.
+    assert extract_mcq_letter("The answer is (K)", 11) == "K"
+    assert extract_mcq_letter("Answer: N", 14) == "N" and extract_mcq_letter("Answer: N", 10) is None
+    assert extract_mcq_letter("（Ｂ）", 4) == "B"
 
 
 @FAST
-@given(st.text(max_size=300), st.integers(1, 10))
+@given(st.text(max_size=300), st.integers(1, 14))
 def test_extract_mcq_never_raises(text, n):
     out = extract_mcq_letter(text, n)
-    assert out is None or out in "ABCDEFGHIJ"[:n]
+    assert out is None or out in "ABCDEFGHIJKLMN"[:n]
 
 
 # ------------------------------------------------------------------ task format

@@ -457,6 +457,11 @@ def evaluate(model_dir: str, items_path: str, frames_dir: str, out_dir: str, cfg
                                 "items_sha256": sha256_file(items_path)}}
     extra = {"n_missing_frames": n_missing, "frames": frames_summary(frame_recs, frames_meta),
              "modality": {"video_frames": True, "audio": False, "subtitles": False}}
+    if ecfg.benchmark is not None:
+        # records read, skipped by reason and left out by a setting (import.json of data_import)
+        from rmsd.evaluation.benchmarks.importers import import_counts
+
+        extra.update(import_counts(items_path))
     metrics = run_evaluation(items, frames, out_dir, HFGenerator(model, enc, device), scorer, ecfg, seed,
                              frame_recs=frame_recs, run_info=run_info, extra=extra)
     log.info("eval %s on %s: overall %.4f", model_dir, items_path, metrics["overall"])

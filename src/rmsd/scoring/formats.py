@@ -155,7 +155,7 @@ def parse_number(s: str) -> float | None:
 _TIME = rf"(?:\d+:)?\d+:\d+(?:\.\d+)?|{_NUM}"
 _TIME_RE = re.compile(_TIME)
 _SPAN_FILLER_RE = re.compile(
-    r"(?:from|to|and|until|till|start|end|begins?|ends?|at|seconds?|secs?|s|\s|[\[\](){}:=,;\-\u2013\u2014\"'])*",
+    r"(?:from|to|and|between|until|till|start|end|begins?|ends?|at|seconds?|secs?|s|\s|[\[\](){}:=,;\-\u2013\u2014\"'])*",
     re.IGNORECASE)
 _BOX_RE = re.compile(rf"[\[(]?\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*[\])]?")
 
@@ -217,6 +217,32 @@ def parse_span(text: str) -> list[float] | None:
     if not _SPAN_FILLER_RE.fullmatch(rest):
         return None
     vals = [parse_time_s(s[a:b]) for a, b in tokens]
+    return None if any(v is None for v in vals) else vals
+
+
+_TOKEN = r"(?:\d+:)?\d+:\d+(?:\.\d+)?|\d+(?:\.\d+)?"
+_SPAN_IN_TEXT_RE = re.compile(
+    rf"(?:between\s+|from\s+)?({_TOKEN})\s*(?:s|secs?|seconds?)?\s*(?:-|\u2013|\u2014|to|and|until|till)"
+    rf"\s*({_TOKEN})(?![\d:]|\.\d)", re.IGNORECASE)
+
+
+def find_span(text: str) -> list[float] | None:
+    """A span written inside prose: :func:`parse_span` on the whole text first, else the last
+    ``<time> [s] (-|to|and|until) <time>`` in it (``The event happens from 6 to 2 seconds.`` ->
+    [6.0, 2.0]; the order is kept, so a swapped span stays visible to the caller).
+
+    >>> find_span("It happens between 4 and 9 seconds."), find_span("From 0:05 to 1:02.")
+    ([4.0, 9.0], [5.0, 62.0])
+    """
+    whole = parse_span(text)
+    if whole is not None:
+        return whole
+    last = None
+    for m in _SPAN_IN_TEXT_RE.finditer(text):
+        last = m
+    if last is None:
+        return None
+    vals = [parse_time_s(last.group(1)), parse_time_s(last.group(2))]
     return None if any(v is None for v in vals) else vals
 
 

@@ -7,7 +7,9 @@ extractor must be deterministic, prefer an explicit final answer, and never gues
 
 from __future__ import annotations
 
+import functools
 import re
+import unicodedata
 
 from rmsd.tasks import OPTION_LETTERS
 
@@ -17,20 +19,28 @@ _LOWER_END_RE = re.compile(r"\s*(?:[.,;:!?)\]]|$)")
 _WORD_NEXT_RE = re.compile(r"\s+[a-z]")
 _MARKUP_RE = re.compile(r"</?[A-Za-z][A-Za-z0-9_-]{0,20}(?:\s[^<>]{0,200})?/?>")
 _EMPHASIS_RE = re.compile(r"[*_`]+")
-_L = "A-Ja-j"
-_WHOLE_RE = re.compile(rf"(?i:(?:option|choice)\s*)?[(\[]?([{_L}])[)\]]?\s*[.:)]?")
-_LEADING_RE = re.compile(rf"(?:[(\[]([{_L}])[)\]]|([{_L}])[.):])(?=\s*\S)")
 _PHRASE = r"(?:final\s+answer|answer|correct\s+(?:option|choice)|best\s+(?:option|choice))"
-_EXPLICIT_RE = re.compile(
-    rf"(?i:\b({_PHRASE})\b)"
-    r"(?:\s*(?i:is|would\s+be|should\s+be|:|=|-))*\s*"
-    r"(?i:(?:option|choice)\s*)?"
-    rf"([(\[])?([{_L}])(?![A-Za-z0-9'\-])"
-)
-_ALTERNATIVE_RE = re.compile(
-    r"\s*(?:,|/|&|(?i:or|and)\b)\s*[(\[]?[A-J](?![A-Za-z0-9'\-])"
-)
-_STANDALONE_RE = re.compile(r"(?<![A-Za-z0-9'\-])([(\[])?([A-J])(?![A-Za-z0-9'\-])")
+
+
+@functools.lru_cache(maxsize=8)
+def _letter_res(top: str) -> tuple[re.Pattern, re.Pattern, re.Pattern, re.Pattern, re.Pattern]:
+    """The letter patterns for options ``A..top`` (``top`` is at least ``J``, so that questions
+    with up to ten options read exactly as before; Video-MMMU has questions with up to 14)."""
+    lo = top.lower()
+    cls = f"A-{top}a-{lo}"
+    whole = re.compile(rf"(?i:(?:option|choice)\s*)?[(\[]?([{cls}])[)\]]?\s*[.:)]?")
+    leading = re.compile(rf"(?:[(\[]([{cls}])[)\]]|([{cls}])[.):])(?=\s*\S)")
+    explicit = re.compile(
+        rf"(?i:\b({_PHRASE})\b)"
+        r"(?:\s*(?i:is|would\s+be|should\s+be|:|=|-))*\s*"
+        r"(?i:(?:option|choice)\s*)?"
+        rf"([(\[])?([{cls}])(?![A-Za-z0-9'\-])"
+    )
+    alternative = re.compile(
+        rf"\s*(?:,|/|&|(?i:or|and)\b)\s*[(\[]?[A-{top}](?![A-Za-z0-9'\-])"
+    )
+    standalone = re.compile(rf"(?<![A-Za-z0-9'\-])([(\[])?([A-{top}])(?![A-Za-z0-9'\-])")
+    return whole, leading, explicit, alternative, standalone
 
 
 def _tag_blocks(text: str, name: str) -> list[tuple[int, int, int, int]]:
@@ -53,10 +63,11 @@ def _tag_blocks(text: str, name: str) -> list[tuple[int, int, int, int]]:
     return out
 
 
-def _explicit_letters(s: str) -> tuple[list[str], list[str]]:
+def _explicit_letters(s: str, top: str) -> tuple[list[str], list[str]]:
     """Letters after answer phrases, split into (after "final answer", after other phrases)."""
     final, other = [], []
-    for m in _EXPLICIT_RE.finditer(s):
+    _, _, explicit, alternative, _ = _letter_res(top)
+    for m in explicit.finditer(s):
         phrase, bracket, letter = m.group(1), m.group(2), m.group(3)
         if letter.islower() and not bracket:
             # "the answer is a circle": a lowercase bare letter counts only before punctuation/end.
@@ -64,15 +75,15 @@ def _explicit_letters(s: str) -> tuple[list[str], list[str]]:
                 continue
         tier = final if phrase.lower().startswith("final") else other
         tier.append(letter.upper())
-        if _ALTERNATIVE_RE.match(s, m.end()):
+        if alternative.match(s, m.end()):
             tier.append("?")  # "the answer is A or B": ambiguous by construction
     return final, other
 
 
-def _standalone_letters(s: str) -> list[str]:
+def _standalone_letters(s: str, top: str) -> list[str]:
     """Uppercase single-letter tokens; the pronoun "I" before a lowercase word is skipped."""
     out = []
-    for m in _STANDALONE_RE.finditer(s):
+    for m in _letter_res(top)[4].finditer(s):
         letter = m.group(2)
         if letter == "I" and not m.group(1) and _WORD_NEXT_RE.match(s, m.end()):
             continue
@@ -92,22 +103,26 @@ def _decide(letters: list[str], allowed: str) -> tuple[bool, str | None]:
 
 
 def _extract_plain(s: str, allowed: str) -> str | None:
+    top = max("J", allowed[-1])
+    whole, leading = _letter_res(top)[:2]
+    # NFKC: full-width letters and brackets ("（Ｂ）") read as their ASCII forms.
+    s = unicodedata.normalize("NFKC", s)
     s = _EMPHASIS_RE.sub("", _MARKUP_RE.sub(" ", s))
     s = " ".join(s.split())
     if not s:
         return None
-    m = _WHOLE_RE.fullmatch(s)
+    m = whole.fullmatch(s)
     if m:
         return _decide([m.group(1).upper()], allowed)[1]
-    final, other = _explicit_letters(s)
+    final, other = _explicit_letters(s, top)
     for tier in (final, other):
         decided, letter = _decide(tier, allowed)
         if decided:
             return letter
-    m = _LEADING_RE.match(s)
+    m = leading.match(s)
     if m:
         return _decide([(m.group(1) or m.group(2)).upper()], allowed)[1]
-    return _decide(_standalone_letters(s), allowed)[1]
+    return _decide(_standalone_letters(s, top), allowed)[1]
 
 
 def extract_mcq_letter(text: str, n_options: int) -> str | None:
@@ -152,7 +167,7 @@ def extract_mcq_letter(text: str, n_options: int) -> str | None:
         An uppercase letter or None.
 
     Raises:
-        ValueError: ``n_options`` not in 1..10.
+        ValueError: ``n_options`` not in 1..len(OPTION_LETTERS).
     """
     if isinstance(n_options, bool) or not isinstance(n_options, int) or not (
         1 <= n_options <= len(OPTION_LETTERS)

@@ -2,7 +2,12 @@
 
 * :mod:`.settings`: benchmark names, per-benchmark defaults (data paths, prompts, generation
   limits) and their resolution from ``evaluation.benchmark_settings``.
-* :mod:`.importers`: native annotation formats -> items (``import_benchmark``).
+* one module per benchmark -- :mod:`.videomme`, :mod:`.longvideobench`, :mod:`.mlvu`,
+  :mod:`.worldsense`, :mod:`.videommmu`, :mod:`.vstar`, :mod:`.mathvista`, :mod:`.mathverse` --
+  holding the layouts of its official release, its importer and its official scoring rule notes;
+  :mod:`.base` the import result (counts of skipped / filtered records) and item constructor.
+* :mod:`.importers`: the registry and entry points (``import_benchmark``, ``write_benchmark_items``;
+  bad records skipped and counted or failing, ``evaluation.on_record_error``).
 * :mod:`.extract`: answer extraction (shared MCQ extractor, V-STaR spans/boxes, math-verify).
 * :mod:`.judge`: the optional judge hook.
 * :mod:`.scoring`: prompts and per-item scoring.

@@ -48,9 +48,12 @@ class Record:
         self.data = data
         self.path = path
 
-    def error(self, msg: str) -> DataError:
-        """A DataError that names this record."""
-        return DataError(f"{self.loc}: {msg}")
+    def error(self, msg: str, reason: str | None = None) -> DataError:
+        """A DataError that names this record; ``reason`` (a short, value-free category such as
+        ``"answer not among the options"``) is what a skipped record is counted under."""
+        e = DataError(f"{self.loc}: {msg}")
+        e.reason = reason  # type: ignore[attr-defined]
+        return e
 
     def has(self, key: str) -> bool:
         """True when ``key`` is present and not null (NaN from Parquet counts as null)."""
@@ -307,43 +310,64 @@ def options_from_text(text: str) -> tuple[str, list[str]] | None:
     return "\n".join(stem_lines).strip(), opts
 
 
-def letter_of(rec: Record, answer: Any, options: Sequence[str], prefer_text: bool = False) -> str:
+def letter_of(rec: Record, answer: Any, options: Sequence[str], prefer_text: bool = False,
+              duplicates: str = "error") -> str:
     """The answer as an option letter, checked against the options.
 
     Accepts a letter (``"B"``, ``"(B)"``, ``"B."``), a 0-based index (int) or the option text.
     With ``prefer_text`` (answers that are option texts, e.g. MathVista) an exact option text
-    match is tried before the letter forms.
+    match is tried before the letter forms. An option text that several options share resolves
+    by ``duplicates``: ``"error"`` raises, ``"last"`` takes the last match (MLVU's official
+    ``qa_template`` loop), ``"first"`` the first (:func:`matching_letters` gives them all).
 
     Raises:
-        DataError: the answer is not among the options (names the record).
+        DataError: the answer is not among the options (names the record; reason
+            ``answer not among the options`` or ``answer matches several options``).
     """
     n = len(options)
     if not MIN_OPTIONS <= n <= len(OPTION_LETTERS):
-        raise rec.error(f"needs {MIN_OPTIONS}..{len(OPTION_LETTERS)} options, got {n}")
+        raise rec.error(f"needs {MIN_OPTIONS}..{len(OPTION_LETTERS)} options, got {n}",
+                        reason=f"not {MIN_OPTIONS}..{len(OPTION_LETTERS)} options")
+    missing = "answer not among the options"
     if isinstance(answer, bool):
-        raise rec.error(f"answer {answer!r} is not among the {n} options")
+        raise rec.error(f"answer {answer!r} is not among the {n} options", reason=missing)
     if isinstance(answer, int):
         if 0 <= answer < n:
             return OPTION_LETTERS[answer]
-        raise rec.error(f"answer index {answer} is not among the {n} options")
+        raise rec.error(f"answer index {answer} is not among the {n} options", reason=missing)
     if isinstance(answer, str):
         a = answer.strip()
-        if prefer_text:
-            matches = [i for i, o in enumerate(options) if o.strip() == a]
-            if len(matches) == 1:
-                return OPTION_LETTERS[matches[0]]
-        m = re.fullmatch(r"\(?([A-Ja-j])\)?\.?", a)
+        matches = matching_letters(a, options)
+        if prefer_text and len(matches) == 1:
+            return matches[0]
+        top = OPTION_LETTERS[max(n, 10) - 1]
+        m = re.fullmatch(rf"\(?([A-{top}a-{top.lower()}])\)?\.?", a)
         if m:
             letter = m.group(1).upper()
             if letter in OPTION_LETTERS[:n]:
                 return letter
-            raise rec.error(f"answer {answer!r} is not among the {n} options")
-        matches = [i for i, o in enumerate(options) if o.strip() == a]
+            raise rec.error(f"answer {answer!r} is not among the {n} options", reason=missing)
         if len(matches) == 1:
-            return OPTION_LETTERS[matches[0]]
+            return matches[0]
         if len(matches) > 1:
-            raise rec.error(f"answer {answer!r} matches several options")
-    raise rec.error(f"answer {answer!r} is not among the {n} options {list(options)!r}")
+            if duplicates == "last":
+                return matches[-1]
+            if duplicates == "first":
+                return matches[0]
+            raise rec.error(f"answer {answer!r} matches several options",
+                            reason="answer matches several options")
+    raise rec.error(f"answer {answer!r} is not among the {n} options {list(options)!r}",
+                    reason=missing)
+
+
+def matching_letters(answer: str, options: Sequence[str]) -> list[str]:
+    """The letters of every option whose text equals ``answer`` (stripped), in order.
+
+    >>> matching_letters("Three", ["Six", "Three", "Three", "Eight"])
+    ['B', 'C']
+    """
+    a = answer.strip()
+    return [OPTION_LETTERS[i] for i, o in enumerate(options) if o.strip() == a]
 
 
 def check_unique_ids(items: Iterable[dict], locs: Iterable[str]) -> None:

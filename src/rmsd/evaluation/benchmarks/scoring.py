@@ -19,6 +19,7 @@ nothing is guessed.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +27,7 @@ from rmsd.errors import ConfigError
 from rmsd.evaluation.benchmarks import settings as S
 from rmsd.evaluation.benchmarks.extract import (
     MathVerifier,
+    final_answer_text,
     extract_mcq_letter,
     parse_vstar_boxes,
     parse_vstar_span,
@@ -43,7 +45,7 @@ CATEGORY_KEYS: dict[str, tuple[str, ...]] = {
     S.VIDEOMME: ("duration", "domain", "sub_category", "task_type"),
     S.LVB: ("duration_group", "question_category", "topic_category"),
     S.MLVU: ("task_type",),
-    S.WORLDSENSE: ("task_domain", "task_type", "audio_class"),
+    S.WORLDSENSE: ("domain", "task_domain", "task_type", "audio_class", "duration_bucket"),
     S.VIDEOMMMU: ("track", "discipline", "subject", "question_type", "source_id"),
     S.VSTAR: ("step", "chain", "domain", "length", "source_id"),
     S.MATHVISTA: ("question_type", "answer_type", "language", "source", "category", "task",
@@ -106,6 +108,52 @@ def build_prompt_text(item: dict, settings: dict, template: str) -> str:
     return text
 
 
+_LETTER_TOKEN = re.compile(r"(?<![A-Za-z0-9])\(?([A-N])\)?(?![A-Za-z0-9])")
+
+
+def _score_multi_letter(text: str, item: dict, meta: dict) -> dict:
+    """A several-letter answer (MathVerse ``C\nD``): the set of option letters in the final
+    answer (:func:`final_answer_text`; full-width forms read via NFKC) must equal the gold set.
+    The official MathVerse scorer judges such answers with GPT; this is our rule, labelled
+    ``method: multi_letter``."""
+    import unicodedata
+
+    allowed = set(OPTION_LETTERS[:n_options_of(item)])
+    final = unicodedata.normalize("NFKC", final_answer_text(text))
+    got = {m.group(1) for m in _LETTER_TOKEN.finditer(final)} & allowed
+    ok = bool(got)
+    return {"parsed": ", ".join(sorted(got)) if ok else None, "valid": ok,
+            "score": float(got == set(meta["answer_letters"])),
+            "reason": None if ok else "no option letters", "method": "multi_letter"}
+
+
+def _score_vstar_when(text: str, gold: list[float]) -> dict:
+    """A V-STaR "When" answer scored two ways (both reported, labelled in metrics.json):
+
+    * ``score`` -- the official rule (V-STaR ``extract_timestamps``: the regex
+      ``\\b\\d+(?:\\.\\d+)?\\b`` must find exactly two numbers; a reversed span overlaps nothing):
+      ``"2.0s to 5.5s"`` reads [2, 5] there (the ``s`` glued to ``2.0`` defeats ``\\b``);
+    * ``extra.score_robust`` -- our parse (:func:`rmsd.scoring.formats.find_span`: the pool-scoring
+      path's :func:`~rmsd.scoring.formats.parse_span`, also found inside prose: ``2.0s to 5.5s`` -> [2.0, 5.5], mm:ss, ``between 4 and 9``), with a
+      swapped span (``from 6 to 2``) put in order and flagged ``extra.swapped`` (counted as
+      ``n_swapped``), never scored as a silent 0.
+    """
+    from rmsd.scoring.formats import find_span
+
+    body = strip_reasoning(text).strip()
+    span = parse_vstar_span(text)
+    official = 0.0 if span is None or span[1] < span[0] else temporal_iou(span, gold)
+    robust = find_span(final_answer_text(body)) or find_span(body)
+    swapped = robust is not None and robust[1] < robust[0]
+    if swapped:
+        robust = [robust[1], robust[0]]
+    extra = {"official_span": span, "robust_span": robust, "swapped": swapped,
+             "score_robust": 0.0 if robust is None else temporal_iou(robust, gold)}
+    return {"parsed": span, "valid": span is not None, "score": official,
+            "reason": None if span is not None else "not exactly two numbers",
+            "method": "vstar_span", "extra": extra}
+
+
 class BenchmarkScorer:
     """Scores responses to the items of one benchmark.
 
@@ -140,11 +188,21 @@ class BenchmarkScorer:
         task = item["task_type"]
         meta = item.get("meta") or {}
         if task == "mcq":
+            if meta.get("multi_letter"):
+                return _score_multi_letter(text, item, meta), None
             letter = extract_mcq_letter(text, n_options_of(item))
             ok = letter is not None
-            return ({"parsed": letter, "valid": ok,
-                     "score": float(ok and letter == str(item["answer"]).strip().upper()),
-                     "reason": None if ok else "no single option letter", "method": "mcq"}, None)
+            gold = str(item["answer"]).strip().upper()
+            letters = meta.get("answer_letters") or [gold]
+            any_ok = ok and letter in letters
+            # The benchmark's official rule: MathVista compares option texts (any duplicate
+            # letter is right); MLVU keeps the last matching letter only.
+            official = any_ok if meta.get("duplicate_rule") == "any" else (ok and letter == gold)
+            out = {"parsed": letter, "valid": ok, "score": float(official),
+                   "reason": None if ok else "no single option letter", "method": "mcq"}
+            if len(letters) > 1:
+                out["extra"] = {"score_any_letter": float(any_ok)}
+            return out, None
         if self.name == S.VSTAR:
             return self._score_vstar(text, item, meta, frame_size)
         if task in ("numeric", "open") and self.name in MATH_BENCHMARKS:
@@ -163,14 +221,7 @@ class BenchmarkScorer:
                      frame_size: tuple[float, float] | None) -> tuple[dict, JudgeRequest | None]:
         task = item["task_type"]
         if task == "temporal":
-            span = parse_vstar_span(text)
-            if span is None:
-                return ({"parsed": None, "valid": False, "score": 0.0,
-                         "reason": "not exactly two numbers", "method": "vstar_span"}, None)
-            # A reversed span overlaps nothing (the official formula gives 0 as well).
-            iou = 0.0 if span[1] < span[0] else temporal_iou(span, item["answer"])
-            return ({"parsed": span, "valid": True, "score": iou, "reason": None,
-                     "method": "vstar_span"}, None)
+            return _score_vstar_when(text, item["answer"]), None
         if task == "spatial":
             pred = parse_vstar_boxes(text)
             coords = self.settings["box_coords"]

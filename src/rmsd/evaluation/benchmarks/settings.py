@@ -39,6 +39,10 @@ BENCHMARK_NAMES: tuple[str, ...] = (VIDEOMME, LVB, MLVU, WORLDSENSE, VIDEOMMMU, 
                                     MATHVERSE)
 
 JUDGE_MODES = ("off", "unparsed", "always")
+MLVU_MCQ_TYPES = ("plotQA", "findNeedle", "ego", "count", "order", "anomaly_reco",
+                  "topic_reasoning")
+"""MLVU's seven MCQ task types with the official release's names (``question_type`` of
+``json/1_plotQA.json`` ... ``7_topic_reasoning.json``); M-Avg is their macro mean."""
 BOX_COORDS = ("norm1000", "unit", "input_pixels", "original_pixels")
 VMMMU_TRACKS = ("Perception", "Comprehension", "Adaptation")
 VSTAR_STEPS = ("what", "when", "where")
@@ -55,7 +59,7 @@ _IGNORE_QUIZ = "\nPlease ignore the Quiz question in last frame of the video."
 
 COMMON_KEYS = frozenset({
     "annotations", "media", "split", "limit", "max_new_tokens", "batch_size", "system_prompt",
-    "prompt", "answer_tags", "judge_mode",
+    "prompt", "answer_tags", "judge_mode", "pass_k_samples",
 })
 """Settings every benchmark accepts."""
 
@@ -85,8 +89,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "max_new_tokens": 16,
         "system_prompt": _CAREFUL,
         "prompt": "Question: {question}\nOptions:\n{options_paren}\nOnly give the best option.",
-        "task_types": ["plotQA", "needle", "ego", "count", "order", "anomaly_reco",
-                       "topic_reasoning"],
+        # The release's names (json/*.json question_type); "needle" is read as "findNeedle".
+        "task_types": list(MLVU_MCQ_TYPES),
     },
     # benchmarks.md 2.8; vision + text only (paper.md section 6 row 20), so "and the corresponding
     # audio" is left out of the prompt.
@@ -100,7 +104,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     },
     # benchmarks.md 2.7 (lmms-eval protocol: the Adaptation image becomes the last frame).
     VIDEOMMMU: {
-        "annotations": "VideoMMMU/{track}/test-00000-of-00001.parquet",
+        # The GitHub release (data/{perception,comprehension,adaptation}_video.json); the Hugging
+        # Face parquet is "VideoMMMU/{track}/test-00000-of-00001.parquet" (has the Adaptation image).
+        "annotations": "VideoMMMU/data/{track_lower}_video.json",
         "media": "VideoMMMU/videos/{discipline}/{id}.mp4",
         "split": "test",
         "max_new_tokens": 1024,
@@ -134,7 +140,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     },
     # benchmarks.md 2.4 (testmini; the `query` field carries lmms-eval's format-prompt hint).
     MATHVISTA: {
-        "annotations": "MathVista/annot_testmini.json",
+        # The GitHub release: data/testmini.json (pid -> problem) + data/query.json (pid -> query).
+        "annotations": "MathVista/testmini.json",
+        "query_file": "MathVista/query.json",
         "media": "MathVista/{image}",
         "split": "testmini",
         "max_new_tokens": 16384,
@@ -160,7 +168,7 @@ SPECIFIC_KEYS: dict[str, frozenset[str]] = {
 
 _COMMON_DEFAULTS: dict[str, Any] = {
     "limit": None, "batch_size": None, "system_prompt": None, "answer_tags": False,
-    "judge_mode": "off",
+    "judge_mode": "off", "pass_k_samples": None,
 }
 
 
@@ -243,12 +251,16 @@ def eval_params(evaluation: dict, dataset: str) -> dict[str, Any]:
         out["benchmark"] = dataset
         out["settings"] = resolve_settings(
             dataset, (evaluation.get("benchmark_settings") or {}).get(dataset))
+        if out["settings"]["pass_k_samples"] is not None:
+            # per-benchmark pass@k: opt in (or out) benchmark by benchmark
+            out["pass_k_samples"] = int(out["settings"]["pass_k_samples"])
     return out
 
 
 IMPORT_KEYS = frozenset({
     "annotations", "media", "split", "limit", "task_types", "tracks", "question_only",
     "question_only_media", "image_media", "steps", "chains", "prompt_field", "image_options",
+    "query_file",
 })
 """Settings that change the imported items (the rest only affect prompting and scoring)."""
 
@@ -261,6 +273,8 @@ def import_params(evaluation: dict, benchmark: str) -> dict[str, Any]:
     return {
         "data_root": str(evaluation.get("data_root", "data/benchmarks")),
         "settings": {k: v for k, v in s.items() if k in IMPORT_KEYS},
+        "on_record_error": str(evaluation.get("on_record_error", "skip")),
+        "min_import_share": float(evaluation.get("min_import_share", 0.9)),
     }
 
 
@@ -300,7 +314,8 @@ def annotation_files(evaluation: dict, benchmark: str) -> list[str]:
 
     p = import_params(evaluation, benchmark)
     pattern = p["settings"]["annotations"]
-    fills = ([{"track": t} for t in p["settings"]["tracks"]] if "{track}" in pattern else [{}])
+    fills = ([{"track": t, "track_lower": t.lower()} for t in p["settings"]["tracks"]]
+             if "{track" in pattern else [{}])
     out = []
     for f in fills:
         full = str(Path(p["data_root"]) / pattern.format(**f))
