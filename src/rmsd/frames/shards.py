@@ -59,8 +59,8 @@ def frame_settings(frames_cfg: dict, dataset: str) -> dict:
 
     ``frames_cfg`` is the config's ``frames`` block: ``num_frames``, ``size_px``, ``policy``,
     ``decoders``, ``on_error`` (the defaults), optional ``datasets: {NAME: {key: value}}`` (per
-    dataset overrides of those keys, e.g. 64 frames for an evaluation benchmark), ``threads``
-    and ``shards``/``items_per_shard`` (job layout; not frame settings).
+    dataset overrides of those keys and of ``shards``, e.g. 64 frames for an evaluation
+    benchmark), ``threads`` and ``shards``/``items_per_shard`` (job layout, not returned).
 
     >>> frame_settings({"num_frames": 16, "size_px": 448, "policy": "uniform",
     ...     "decoders": ["decord"], "on_error": "skip",
@@ -72,11 +72,11 @@ def frame_settings(frames_cfg: dict, dataset: str) -> dict:
     """
     out = {k: frames_cfg[k] for k in SETTINGS_KEYS if k in frames_cfg}
     over = (frames_cfg.get("datasets") or {}).get(dataset) or {}
-    bad = sorted(set(over) - set(SETTINGS_KEYS))
+    bad = sorted(set(over) - set(SETTINGS_KEYS) - {"shards"})
     if bad:
         raise ConfigError(f"frames.datasets.{dataset}: unknown frame setting(s) {bad}; "
                           f"valid: {list(SETTINGS_KEYS)}")
-    out.update(over)
+    out.update({k: v for k, v in over.items() if k in SETTINGS_KEYS})
     out["decoders"] = list(out.get("decoders", DEFAULT_DECODERS))
     return out
 
@@ -121,7 +121,7 @@ def extract_shard(
         The shard's stats (also in ``shards/{shard}.json``): ``n_items``, ``n_extracted``,
         ``n_skipped``, ``n_resumed`` (items kept from an earlier, interrupted run), ``n_videos``,
         ``decoders``, ``n_fallback``, ``n_vfr``, ``n_truncated``, ``n_discontinuous``,
-        ``n_with_decode_errors``, ``seconds``, settings.
+        ``n_with_decode_errors``, ``seconds``, ``settings``.
 
     Raises:
         ConfigError: bad settings, shard index or threads.
@@ -237,7 +237,7 @@ def extract_shard(
             np.save(tmp, np.zeros(shape, np.uint8))
     stats = {**_count(records, skipped), "n_items": len(items), "n_resumed": n_resumed,
              "n_videos": len({it["video"] for it in items}), "shard": shard,
-             "n_shards": n_shards, "threads": threads, **settings,
+             "n_shards": n_shards, "threads": threads, "settings": settings,
              "seconds": round(time.perf_counter() - t0, 3)}
     atomic_write_json(out_json, {"stats": stats, "skipped": skipped})  # last: shard complete
     shutil.rmtree(work, ignore_errors=True)
@@ -269,7 +269,7 @@ def gather_shards(frames_dir: str | os.PathLike, n_shards: int) -> dict:
             raise MissingArtifactError(f"{meta_path}: shard {i} of {n_shards} is not finished")
         meta = json.loads(meta_path.read_text())
         st = meta["stats"]
-        mine = {k: st[k] for k in SETTINGS_KEYS}
+        mine = st["settings"]
         if settings is None:
             settings = mine
         elif mine != settings or st["n_shards"] != n_shards:
@@ -295,7 +295,7 @@ def gather_shards(frames_dir: str | os.PathLike, n_shards: int) -> dict:
     atomic_write_json(frames_dir / INDEX_FILE, {"shards": shards, "settings": settings})
     stats = {**_count(records, skipped), "n_items": sum(s["n_items"] for s in per),
              "n_videos": sum(s["n_videos"] for s in per), "n_shards": n_shards,
-             "n_resumed": sum(s["n_resumed"] for s in per), **(settings or {}),
+             "n_resumed": sum(s["n_resumed"] for s in per), "settings": settings,
              "shard_seconds": [s["seconds"] for s in per],
              "bytes": sum(s["bytes"] for s in shards)}
     atomic_write_json(frames_dir / STATS_FILE, stats)
