@@ -82,6 +82,11 @@ def manifest_record(
     ``None`` when the stream has no timestamps): with ``vfr`` true (variable frame rate) they are
     the real times and differ from ``timestamps_s``. ``decode_errors`` counts packets that did not
     decode and were dropped (corrupt data), with the first error in ``first_decode_error``.
+    ``num_video_frames_declared`` is the header's frame count (None when the container declares
+    none) and ``truncated`` is True when fewer frames decode (``num_video_frames``) than declared:
+    a file cut after its header, or corrupt frames dropped. ``pts_discontinuous`` marks a stream
+    whose timestamps go back or restart (at frame ``first_discontinuity``); frames are then
+    indexed in decode order and ``pts_s`` is None.
     """
     return {
         "item_id": item_id,
@@ -103,6 +108,10 @@ def manifest_record(
         "vfr": bool(decoded.vfr),
         "decode_errors": int(decoded.decode_errors),
         "first_decode_error": decoded.first_decode_error,
+        "num_video_frames_declared": decoded.num_video_frames_declared,
+        "truncated": bool(decoded.truncated),
+        "pts_discontinuous": bool(decoded.pts_discontinuous),
+        "first_discontinuity": decoded.first_discontinuity,
     }
 
 
