@@ -5,8 +5,10 @@
 # Frame settings per dataset: frames.* defaults, frames.datasets.NAME overrides (e.g. 64 frames for
 # evaluation). Resources come from the work (items per shard, frames, threads): see slurm/README.md.
 
+import functools
 import math
 
+from rmsd.errors import ConfigError
 from rmsd.frames.shards import frame_settings
 
 SOURCE_FRAME_MB = 1920 * 1080 * 3 / 1e6  # one decoded RGB frame of a 1080p source, MB (the bound we size for)
@@ -22,7 +24,13 @@ def dataset_items_hint(dataset):
     src = config["data"].get("external", {}).get(dataset) if config["data"]["generator"] == "external" else None
     if not src or not os.path.exists(src):
         return None
-    with open(src, "rb") as f:
+    st = os.stat(src)
+    return _count_lines(src, st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=None)
+def _count_lines(path, size, mtime_ns):
+    with open(path, "rb") as f:
         return sum(1 for line in f if line.strip())
 
 
@@ -43,6 +51,8 @@ def frames_shard_resources(dataset):
     config resources.frames_extract_shard):
       mem_mb  = 1500 + 2 x threads (videos in flight) x F x (1080p RGB frame 6.2 MB + stored frame)
       runtime = 15 + 1.5 x ceil(items / shards) x frames.seconds_per_item x (F / 16) / threads / 60
+      out_mb  = ceil(items / shards) x F x S x S x 3 / 1e6 (the shard's array; must stay under
+                frames.max_shard_gb)
     The shard's array is written through a memory map (page cache, not counted above)."""
     s, threads = frame_settings(frames_cfg(), dataset), int(frames_cfg().get("threads", 1))
     per_video = s["num_frames"] * (SOURCE_FRAME_MB + s["size_px"] ** 2 * 3 / 1e6)
@@ -50,8 +60,15 @@ def frames_shard_resources(dataset):
     items = math.ceil(n / frame_shards(dataset)) if n is not None else frames_cfg().get("items_per_shard", 1000)
     sec = float(frames_cfg().get("seconds_per_item", 1.0)) * s["num_frames"] / 16
     own = config.get("resources", {}).get("frames_extract_shard", {})
+    out_mb = math.ceil(items * s["num_frames"] * s["size_px"] ** 2 * 3 / 1e6)
+    limit = frames_cfg().get("max_shard_gb", 64)
+    if out_mb > limit * 1000:
+        raise ConfigError(f"frames: a shard of {dataset} would be {out_mb / 1000:.1f} GB ({items} items x "
+                          f"{s['num_frames']} x {s['size_px']}^2 x 3 B) > frames.max_shard_gb = {limit}; "
+                          "raise frames.shards / datasets.NAME.shards or lower items_per_shard")
     return {"mem_mb": own.get("mem_mb", int(1500 + 2 * threads * per_video)),
-            "runtime": own.get("runtime", int(15 + math.ceil(1.5 * items * sec / threads / 60)))}
+            "runtime": own.get("runtime", int(15 + math.ceil(1.5 * items * sec / threads / 60))),
+            "out_mb": out_mb}
 
 
 rule frames_extract_shard:
@@ -74,6 +91,7 @@ rule frames_extract_shard:
     resources:
         mem_mb=lambda wc: frames_shard_resources(wc.dataset)["mem_mb"],
         runtime=lambda wc: frames_shard_resources(wc.dataset)["runtime"],
+        out_mb=lambda wc: frames_shard_resources(wc.dataset)["out_mb"],  # size of the shard's array (not a Slurm option)
     script:
         "../scripts/frames_extract_shard.py"
 
