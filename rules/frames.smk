@@ -36,11 +36,14 @@ def _count_lines(path, size, mtime_ns):
 
 def frame_shards(dataset):
     """Shard jobs of a dataset: frames.datasets.NAME.shards, else ceil(items / frames.items_per_shard)
-    when the item count is known at parse time, else frames.shards (default 1)."""
+    when the item count is known at parse time (data.external files, or frames.datasets.NAME.items),
+    else frames.shards (default 1)."""
     own = (frames_cfg().get("datasets") or {}).get(dataset, {}).get("shards")
     if own:
         return int(own)
     n, per = dataset_items_hint(dataset), frames_cfg().get("items_per_shard")
+    if n is None:
+        n = (frames_cfg().get("datasets") or {}).get(dataset, {}).get("items")
     if n is not None and per:
         return max(1, math.ceil(n / per))
     return int(frames_cfg().get("shards", 1))
@@ -57,6 +60,8 @@ def frames_shard_resources(dataset):
     s, threads = frame_settings(frames_cfg(), dataset), int(frames_cfg().get("threads", 1))
     per_video = s["num_frames"] * (SOURCE_FRAME_MB + s["size_px"] ** 2 * 3 / 1e6)
     n = dataset_items_hint(dataset)
+    if n is None:  # not known at parse time: the expected count of frames.datasets.NAME.items
+        n = (frames_cfg().get("datasets") or {}).get(dataset, {}).get("items")
     items = math.ceil(n / frame_shards(dataset)) if n is not None else frames_cfg().get("items_per_shard", 1000)
     sec = float(frames_cfg().get("seconds_per_item", 1.0)) * s["num_frames"] / 16
     own = config.get("resources", {}).get("frames_extract_shard", {})
