@@ -94,6 +94,7 @@ rule frames_extract_shard:
         n_shards=lambda wc: frame_shards(wc.dataset),
     threads: frames_cfg().get("threads", 1)
     resources:
+        cpus_per_task=frames_cfg().get("threads", 1),
         mem_mb=lambda wc: frames_shard_resources(wc.dataset)["mem_mb"],
         runtime=lambda wc: frames_shard_resources(wc.dataset)["runtime"],
         out_mb=lambda wc: frames_shard_resources(wc.dataset)["out_mb"],  # size of the shard's array (not a Slurm option)
