@@ -53,7 +53,8 @@ def frames_shard_resources(dataset):
     """mem_mb and runtime (minutes) of one shard job, from the work (overridable in
     config resources.frames_extract_shard):
       mem_mb  = 1500 + 2 x threads (videos in flight) x F x (1080p RGB frame 6.2 MB + stored frame)
-      runtime = 15 + 1.5 x ceil(items / shards) x frames.seconds_per_item x (F / 16) / threads / 60
+      runtime = 15 + 1.5 x ceil(items / shards) x sec / threads / 60, sec = frames.datasets.NAME.
+                seconds_per_item, else frames.seconds_per_item x F / 16
       out_mb  = ceil(items / shards) x F x S x S x 3 / 1e6 (the shard's array; must stay under
                 frames.max_shard_gb)
     The shard's array is written through a memory map (page cache, not counted above)."""
@@ -63,7 +64,8 @@ def frames_shard_resources(dataset):
     if n is None:  # not known at parse time: the expected count of frames.datasets.NAME.items
         n = (frames_cfg().get("datasets") or {}).get(dataset, {}).get("items")
     items = math.ceil(n / frame_shards(dataset)) if n is not None else frames_cfg().get("items_per_shard", 1000)
-    sec = float(frames_cfg().get("seconds_per_item", 1.0)) * s["num_frames"] / 16
+    own_sec = (frames_cfg().get("datasets") or {}).get(dataset, {}).get("seconds_per_item")
+    sec = float(own_sec) if own_sec else float(frames_cfg().get("seconds_per_item", 1.0)) * s["num_frames"] / 16
     own = config.get("resources", {}).get("frames_extract_shard", {})
     out_mb = math.ceil(items * s["num_frames"] * s["size_px"] ** 2 * 3 / 1e6)
     limit = frames_cfg().get("max_shard_gb", 64)

@@ -99,10 +99,12 @@ def test_frame_shard_resources_and_sizes(scale_dryrun):
     assert int(d["out_mb"]) == math.ceil(2000 * 16 * 448 * 448 * 3 / 1e6) == 19268
     # 1500 + 2 x 8 threads x 16 frames x (1080p RGB 6.2208 MB + 448^2 x 3 B 0.602 MB)
     assert int(d["mem_mb"]) == int(1500 + 2 * 8 * 16 * (6.2208 + 0.602112)) == 3246
-    assert int(d["runtime"]) == 15 + math.ceil(1.5 * 2000 * 1.0 / 8 / 60) == 22
+    assert int(d["runtime"]) == 15 + math.ceil(1.5 * 2000 * fr["seconds_per_item"] / 8 / 60) == 40
     assert int(d["cpus_per_task"]) == fr["threads"] == 8  # threads -> --cpus-per-task
     v = _jobs(jobs, "frames_extract_shard", dataset="VideoMME")[0]["resources"]
     assert int(v["out_mb"]) == math.ceil(1350 * 64 * 448 * 448 * 3 / 1e6)  # 2,700 items in 2 shards
+    assert int(v["mem_mb"]) == int(1500 + 2 * 8 * 64 * (6.2208 + 0.602112)) == 8486
+    assert int(v["runtime"]) == 15 + math.ceil(1.5 * 1350 * 60 / 8 / 60) == 269  # hour-long videos
 
 
 def test_scoring_memory_follows_the_pool(scale_dryrun):

@@ -72,7 +72,7 @@ def frame_settings(frames_cfg: dict, dataset: str) -> dict:
     """
     out = {k: frames_cfg[k] for k in SETTINGS_KEYS if k in frames_cfg}
     over = (frames_cfg.get("datasets") or {}).get(dataset) or {}
-    bad = sorted(set(over) - set(SETTINGS_KEYS) - {"shards", "items"})
+    bad = sorted(set(over) - set(SETTINGS_KEYS) - {"shards", "items", "seconds_per_item"})
     if bad:
         raise ConfigError(f"frames.datasets.{dataset}: unknown frame setting(s) {bad}; "
                           f"valid: {list(SETTINGS_KEYS)}")
