@@ -95,10 +95,13 @@ rule frames_extract_shard:
         settings=lambda wc: frame_settings(frames_cfg(), wc.dataset),
         n_shards=lambda wc: frame_shards(wc.dataset),
     threads: frames_cfg().get("threads", 1)
+    # A job killed by its time limit (or anything else) is resubmitted up to twice with a longer
+    # limit; it resumes from the items it finished (extract_shard's done log), never from zero.
+    retries: 2
     resources:
         cpus_per_task=frames_cfg().get("threads", 1),
         mem_mb=lambda wc: frames_shard_resources(wc.dataset)["mem_mb"],
-        runtime=lambda wc: frames_shard_resources(wc.dataset)["runtime"],
+        runtime=lambda wc, attempt: frames_shard_resources(wc.dataset)["runtime"] * attempt,
         out_mb=lambda wc: frames_shard_resources(wc.dataset)["out_mb"],  # size of the shard's array (not a Slurm option)
     script:
         "../scripts/frames_extract_shard.py"
