@@ -162,9 +162,15 @@ def test_corrupt_frame_is_dropped_and_counted(corpus):
     assert_frames_are(d, [level(i) for i in range(N) if i != 5])  # frame 5 is gone
     # decord decodes only the sampled frames: [1, 4, 7, 10] (MJPEG: every frame a keyframe) never
     # touch frame 5, so decord's frames are right (true positions), the corrupt frame unnoticed ...
+    # (decord's threaded decoder fails on this file in about 3 of 20 calls here, nondeterministic:
+    # then PyAV decodes it and counts the dropped frame)
     d = decode_video(corpus["avi_corrupt_frame"], 4)
-    assert d.decoder == "decord" and d.indices == [1, 4, 7, 10] and d.decode_errors == 0
-    assert_frames_are(d, [level(i) for i in d.indices])
+    if d.decoder == "decord":
+        assert d.indices == [1, 4, 7, 10] and d.decode_errors == 0
+        assert_frames_are(d, [level(i) for i in d.indices])
+    else:
+        assert "get_batch failed" in d.fallback_reasons["decord"] and d.decode_errors == 1
+        assert_frames_are(d, [level(i + (i >= 5)) for i in d.indices])
     # ... while sampling it makes decord fail, and PyAV's sequential decode counts it
     d = decode_video(corpus["avi_corrupt_frame"], N)
     assert d.decoder == "pyav" and "get_batch failed" in d.fallback_reasons["decord"]
@@ -253,8 +259,10 @@ def test_extract_skip_lists_and_counts_every_bad_item(corpus, tmp_path):
     assert stats["n_fallback"] == sum(bool(r["fallback_reasons"]) for r in manifest.values())
     # 4 sampled frames miss the corrupt frame 5: decord's frames (checked on a sample) are used
     # and its timestamps are regular; the truncated AVI is decoded by PyAV and counted
-    assert manifest["it-avi_corrupt_frame"]["decoder"] == "decord"
-    assert {k for k, r in manifest.items() if r["vfr"]} == {"it-vfr"} and stats["n_vfr"] == 1
+    # (or, when decord's threaded decoder fails on it, by PyAV, whose dropped frame leaves a gap: vfr)
+    vfr = {"it-vfr"} | ({"it-avi_corrupt_frame"}
+                        if manifest["it-avi_corrupt_frame"]["decoder"] == "pyav" else set())
+    assert {k for k, r in manifest.items() if r["vfr"]} == vfr and stats["n_vfr"] == len(vfr)
     assert manifest["it-avi_truncated"]["decode_errors"] >= 1
     assert stats["n_with_decode_errors"] >= 1
 
