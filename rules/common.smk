@@ -162,8 +162,10 @@ def rule_resources(rule, teacher_rule=None):
         out.update(gpu=0, nodes=nodes, tasks=nodes, tasks_per_gpu=0, mpi="srun")
         if gpus:
             out["gres"] = f"gpu:{model}:{gpus}" if model else f"gpu:{gpus}"
-    elif gpus and model:
-        out["gpu_model"] = model
+    else:
+        out["nodes"] = 1  # all GPUs of a job on one node (--nodes=1): Slurm may otherwise split --gpus=8
+        if gpus and model:
+            out["gpu_model"] = model
     if res(rule, "constraint"):
         out["constraint"] = res(rule, "constraint")
     if teacher_rule is not None:

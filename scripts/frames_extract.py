@@ -1,17 +1,11 @@
-"""Adapter: rule frames_extract -> rmsd.frames.extract_frames."""
+"""Adapter: rule frames_extract -> rmsd.frames.shards.gather_shards (shards -> manifest + index)."""
 snakemake = globals()["snakemake"]  # injected by Snakemake's script preamble
 
-from rmsd.frames import extract_frames
-from rmsd.utils import log_to
+from pathlib import Path
 
-cfg = snakemake.params.cfg
+from rmsd.frames.shards import gather_shards
+from rmsd.utils import get_logger, log_to
+
 with log_to(snakemake.log[0]):
-    extract_frames(
-        items_path=snakemake.input.jsonl,
-        out_dir=snakemake.output.manifest.rsplit("/", 1)[0],
-        num_frames=cfg["num_frames"],
-        size_px=cfg["size_px"],
-        policy=cfg["policy"],
-        decoders=cfg["decoders"],
-        on_error=cfg["on_error"],
-    )
+    stats = gather_shards(Path(snakemake.output.manifest).parent, snakemake.params.n_shards)
+    get_logger("rmsd.frames").info("gathered %s: %s", snakemake.output.manifest, stats)

@@ -51,8 +51,9 @@ def test_every_codec_and_container_decodes_the_right_frames(corpus, name):
     if name == "mpeg2.mpg" and decord_version() == "0.6.0":
         # decord 0.6.0 seeks wrongly in MPEG program streams (sparse indices give frame 0) while
         # reporting the right count; the content check against PyAV rejects its frames.
+        # (decord's timestamps there are all the same garbage value: also caught)
         assert d.decoder == "pyav"
-        assert "differs from the sequential decode" in d.fallback_reasons["decord"]
+        assert re.search(r"differs from PyAV|timestamps go back", d.fallback_reasons["decord"])
 
 
 def test_decord_wrong_frames_are_rejected(corpus, monkeypatch):
@@ -68,8 +69,8 @@ def test_decord_wrong_frames_are_rejected(corpus, monkeypatch):
         def __len__(self):
             return len(self.vr)
 
-        def get_avg_fps(self):
-            return self.vr.get_avg_fps()
+        def __getattr__(self, name):
+            return getattr(self.vr, name)
 
         def get_batch(self, idx):
             return self.vr.get_batch([0] * len(idx))  # always the first frame
@@ -143,20 +144,37 @@ def test_missing_invalid_and_special_paths(tmp_path):
 
 
 def test_header_count_disagrees_with_decodable_frames(corpus):
-    """A truncated AVI: the header promises 12 frames; PyAV decodes fewer, drops the torn one."""
+    """A truncated AVI: the header promises 12 frames; PyAV decodes fewer, drops the torn one,
+    and the record says so (declared vs decoded)."""
     d = decode_video(corpus["avi_truncated"], 4)
     assert d.decoder == "pyav"
-    assert "decodable" in d.fallback_reasons["decord"]  # "decord reports X frames but Y are ..."
-    assert d.num_video_frames < N
+    assert "decord get_batch failed" in d.fallback_reasons["decord"]  # decord hits the torn tail
+    assert d.num_video_frames == 7 and d.num_video_frames_declared == N and d.truncated is True
     assert d.indices == select_indices(d.num_video_frames, 4)
     assert_frames_are(d, [level(i) for i in d.indices])
 
 
 def test_corrupt_frame_is_dropped_and_counted(corpus):
-    d = decode_video(corpus["avi_corrupt_frame"], N - 1)
+    d = decode_video(corpus["avi_corrupt_frame"], N - 1, decoders=["pyav"])
     assert d.decoder == "pyav" and d.num_video_frames == N - 1
+    assert d.num_video_frames_declared == N and d.truncated is True  # fewer decode than declared
     assert d.decode_errors == 1 and "Invalid data" in d.first_decode_error
     assert_frames_are(d, [level(i) for i in range(N) if i != 5])  # frame 5 is gone
+    # decord decodes only the sampled frames: [1, 4, 7, 10] (MJPEG: every frame a keyframe) never
+    # touch frame 5, so decord's frames are right (true positions), the corrupt frame unnoticed ...
+    # (decord's threaded decoder fails on this file in about 3 of 20 calls here, nondeterministic:
+    # then PyAV decodes it and counts the dropped frame)
+    d = decode_video(corpus["avi_corrupt_frame"], 4)
+    if d.decoder == "decord":
+        assert d.indices == [1, 4, 7, 10] and d.decode_errors == 0
+        assert_frames_are(d, [level(i) for i in d.indices])
+    else:
+        assert "get_batch failed" in d.fallback_reasons["decord"] and d.decode_errors == 1
+        assert_frames_are(d, [level(i + (i >= 5)) for i in d.indices])
+    # ... while sampling it makes decord fail, and PyAV's sequential decode counts it
+    d = decode_video(corpus["avi_corrupt_frame"], N)
+    assert d.decoder == "pyav" and "get_batch failed" in d.fallback_reasons["decord"]
+    assert d.decode_errors == 1 and d.num_video_frames == N - 1
 
 
 def test_variable_frame_rate_records_true_times(corpus):
@@ -231,7 +249,7 @@ def test_extract_skip_lists_and_counts_every_bad_item(corpus, tmp_path):
         assert rec["decoder"] in ("decord", "pyav")
         if rec["decoder"] == "pyav":
             assert rec["fallback_reasons"]["decord"]
-        skip_5 = iid == "it-avi_corrupt_frame"
+        skip_5 = iid == "it-avi_corrupt_frame" and rec["decoder"] == "pyav"
         want = [level(i + (skip_5 and i >= 5)) for i in rec["indices"]]
         got = frame_levels(frames[rec["row"]])
         assert all(abs(g - w) <= LEVEL_TOLERANCE for g, w in zip(got, want)), (iid, got, want)
@@ -239,10 +257,13 @@ def test_extract_skip_lists_and_counts_every_bad_item(corpus, tmp_path):
         k: sum(r["decoder"] == k for r in manifest.values()) for k in ("decord", "pyav")
         if any(r["decoder"] == k for r in manifest.values())}
     assert stats["n_fallback"] == sum(bool(r["fallback_reasons"]) for r in manifest.values())
-    # a dropped corrupt frame leaves a gap in the timestamps, which is variable frame rate too
-    assert {k for k, r in manifest.items() if r["vfr"]} == {"it-vfr", "it-avi_corrupt_frame"}
-    assert stats["n_vfr"] == 2
-    assert manifest["it-avi_corrupt_frame"]["decode_errors"] == 1
+    # 4 sampled frames miss the corrupt frame 5: decord's frames (checked on a sample) are used
+    # and its timestamps are regular; the truncated AVI is decoded by PyAV and counted
+    # (or, when decord's threaded decoder fails on it, by PyAV, whose dropped frame leaves a gap: vfr)
+    vfr = {"it-vfr"} | ({"it-avi_corrupt_frame"}
+                        if manifest["it-avi_corrupt_frame"]["decoder"] == "pyav" else set())
+    assert {k for k, r in manifest.items() if r["vfr"]} == vfr and stats["n_vfr"] == len(vfr)
+    assert manifest["it-avi_truncated"]["decode_errors"] >= 1
     assert stats["n_with_decode_errors"] >= 1
 
 

@@ -146,4 +146,4 @@ def test_cpu_jobs_get_profile_defaults(paper_dryrun):
     # rules without their own resources get the profile's (e.g. scoring, selection, train_config)
     defaults = [j for j in cpu_jobs if _int(j["resources"], "mem_mb") == profile["mem_mb"]
                 and _int(j["resources"], "runtime") == profile["runtime"]]
-    assert {"score_pool", "train_config"} <= {j["rule"] for j in defaults}, cpu_jobs[:3]
+    assert {"train_config"} <= {j["rule"] for j in defaults}, cpu_jobs[:3]

@@ -420,7 +420,7 @@ def evaluate(model_dir: str, items_path: str, frames_dir: str, out_dir: str, cfg
         entries (``m_avg``/``micro_avg``, ``tracks``/``delta_knowledge``, ``vstar``).
     """
     from rmsd.evaluation.benchmarks.scoring import build_prompt_text
-    from rmsd.frames import load_frames
+    from rmsd.frames import open_frames
     from rmsd.models.factory import load_model
     from rmsd.models.inputs import VideoPromptEncoder
     from rmsd.train.data import load_items_with_frames
@@ -438,8 +438,8 @@ def evaluate(model_dir: str, items_path: str, frames_dir: str, out_dir: str, cfg
         scorer = make_benchmark_scorer(ecfg)
     else:
         scorer = NativeScorer(scoring)
-    manifest, _ = load_frames(frames_dir)
-    frame_recs = [manifest.get(it["id"]) for it in items]
+    store = open_frames(frames_dir)
+    frame_recs = [store.record(it["id"]) if it["id"] in store else None for it in items]
     model, processor = load_model(model_dir)
     model.eval()
     device = eval_device()

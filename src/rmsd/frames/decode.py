@@ -1,14 +1,17 @@
 """Video decoding with an ordered list of decoders and recorded provenance.
 
-decord is the primary decoder (random access: only the wanted frames are decoded); PyAV is the
-fallback (sequential decode, keeping the wanted indices). decord's result is accepted only if it
-agrees with a sequential PyAV decode of the same file:
+decord is the primary decoder (random access: only the wanted frames are decoded, so an hour-long
+video costs F seeks, never a decode to the end); PyAV is the fallback (sequential decode, keeping
+the wanted indices). decord's result is accepted only if a sample of its frames agrees with PyAV:
 
-* its frame count must equal the number of frames PyAV actually decodes (decord's count comes from
-  the container index and is wrong on some files, e.g. truncated AVIs whose header promises more);
-* every sampled frame must match PyAV's frame at the same index (mean absolute difference at most
-  :data:`FRAME_MATCH_TOLERANCE` grey levels). decord's seeking returns wrong frames on some files
-  (MPEG program streams: every sparse index gave frame 0) and on corrupt data, with a correct count.
+* its frame timestamps (from the container index, no decoding) must increase: a stream whose
+  timestamps restart or go back (e.g. concatenated mkv) makes index-based seeking ambiguous, so it
+  is flagged (``pts_discontinuous``) and decoded sequentially by PyAV;
+* :data:`VERIFY_FRAMES` of the sampled frames (the first and the last: the last one
+  catches files truncated after their header, whose tail frames do not exist) are decoded by PyAV
+  seeking to the frame's timestamp; each must match decord's frame (mean absolute difference at
+  most :data:`FRAME_MATCH_TOLERANCE` grey levels). decord's seeking returns wrong frames on some
+  files (MPEG program streams: every sparse index gave frame 0) and on corrupt data.
 
 Otherwise the next decoder is tried, and the reason is recorded. Every failure is raised as
 :class:`rmsd.errors.VideoDecodeError` naming the file and the reason; no decoder exception of
@@ -37,6 +40,10 @@ FRAME_MATCH_TOLERANCE: float = 6.0
 """Largest mean absolute difference (0-255 levels, per frame) between decord's frame and PyAV's
 frame at the same index for decord's result to be accepted. Both decode with FFmpeg; their RGB
 conversions differ by about one level, while a wrong frame differs by tens of levels."""
+VERIFY_FRAMES: int = 2
+"""Sampled frames of decord's result re-decoded by PyAV (by seeking) to check it: the first and the
+last (each check decodes up to one keyframe interval, so a middle one would add a third of the
+cost; the last one catches truncated files and the broken sparse seeking seen)."""
 VFR_RATIO: float = 1.25
 """A video is flagged variable-frame-rate when its longest frame interval exceeds its shortest one
 by more than this factor (timestamp rounding of a constant rate stays far below it)."""
@@ -59,8 +66,14 @@ class DecodedVideo:
             frame, from the stream's timestamps (None when the stream has none).
         vfr: True when the frame intervals vary (variable frame rate): ``pts_s`` then differs
             from the nominal ``index / fps``.
-        decode_errors, first_decode_error: packets dropped by the PyAV pass because they did not
-            decode (corrupt or truncated data), and the first such error.
+        decode_errors, first_decode_error: packets dropped by a sequential PyAV pass because they
+            did not decode (corrupt or truncated data), and the first such error (0 / None on
+            the decord path, which decodes only the sampled frames).
+        num_video_frames_declared: frame count the container header declares (None when it
+            declares none); ``truncated`` is True when fewer frames decode than declared.
+        pts_discontinuous: the stream's timestamps go back or restart (first such frame index in
+            ``first_discontinuity``); such videos are decoded sequentially and indexed by decode
+            order, and ``pts_s`` is None.
     """
 
     frames: np.ndarray
@@ -75,6 +88,10 @@ class DecodedVideo:
     vfr: bool = False
     decode_errors: int = 0
     first_decode_error: str | None = None
+    num_video_frames_declared: int | None = None
+    truncated: bool = False
+    pts_discontinuous: bool = False
+    first_discontinuity: int | None = None
 
 
 def check_video_file(path: str | os.PathLike) -> Path:
@@ -119,6 +136,10 @@ class _Scan(NamedTuple):
     decode_errors: int
     """Packets that failed to decode and were dropped (corrupt or truncated data)."""
     first_error: str | None
+    declared: int | None = None
+    """Frames the container header declares (None when it declares none)."""
+    discontinuity: int | None = None
+    """Index of the first frame whose timestamp is not after the previous one's (None: none)."""
 
 
 def _video_stream(container, path):
@@ -157,18 +178,20 @@ def _pyav_scan(path, wanted: Sequence[int]) -> _Scan:
     import av
 
     want, keep, pts, n = set(wanted), {}, {}, 0
-    first = prev = None
+    first = prev = jump = None
     d_min, d_max = float("inf"), 0.0
     n_err, first_err = 0, None
 
     def take(frame) -> None:
-        nonlocal n, first, prev, d_min, d_max
+        nonlocal n, first, prev, d_min, d_max, jump
         t = frame.time
         if t is not None:
             if first is None:
                 first = t
             if prev is not None and t > prev:
                 d_min, d_max = min(d_min, t - prev), max(d_max, t - prev)
+            elif prev is not None and jump is None:
+                jump = n
             prev = t
         if n in want:
             keep[n] = frame.to_ndarray(format="rgb24")
@@ -181,6 +204,7 @@ def _pyav_scan(path, wanted: Sequence[int]) -> _Scan:
             stream = _video_stream(container, path)
             stream.thread_type = "AUTO"
             rate = stream.average_rate or stream.guessed_rate
+            declared = int(stream.frames or 0) or None
             packets = container.demux(stream)
             while True:
                 try:
@@ -206,7 +230,8 @@ def _pyav_scan(path, wanted: Sequence[int]) -> _Scan:
     if n == 0 and first_err is not None:
         raise VideoDecodeError(f"{path}: PyAV decoded no frames ({first_err})")
     vfr = d_max > 0 and d_max > VFR_RATIO * d_min
-    return _Scan(n, keep, float(rate) if rate else 0.0, pts, bool(vfr), n_err, first_err)
+    return _Scan(n, keep, float(rate) if rate else 0.0, pts, bool(vfr), n_err, first_err,
+                 declared, jump)
 
 
 def count_decodable_frames(path: str | os.PathLike) -> int:
@@ -219,7 +244,7 @@ def count_decodable_frames(path: str | os.PathLike) -> int:
 
 
 def _pts_list(scan: _Scan, indices: Sequence[int]) -> list[float] | None:
-    if all(i in scan.pts_s for i in indices):
+    if scan.discontinuity is None and all(i in scan.pts_s for i in indices):
         return [scan.pts_s[i] for i in indices]
     return None
 
@@ -227,11 +252,15 @@ def _pts_list(scan: _Scan, indices: Sequence[int]) -> list[float] | None:
 def decode_decord(
     path: str | os.PathLike, num_frames: int, policy: str = "uniform"
 ) -> DecodedVideo:
-    """Sample frames with decord, checked against a sequential PyAV decode (count and content).
+    """Sample frames with decord; a sample of them is checked against PyAV (seeking, no full decode).
+
+    Cost: opening (decord reads the container index), ``num_frames`` random-access decodes, and
+    :data:`VERIFY_FRAMES` PyAV seeks, each decoding from the preceding keyframe.
 
     Raises:
-        VideoDecodeError: decord fails, its frame count disagrees with the decodable frames, or a
-            sampled frame differs from PyAV's frame at that index.
+        VideoDecodeError: decord fails, its timestamps go back or restart, a checked frame cannot
+            be decoded by PyAV (e.g. the file is truncated after its header) or differs from
+            PyAV's frame at that timestamp.
         ImportError: decord is not installed.
     """
     import decord
@@ -246,23 +275,38 @@ def decode_decord(
         raise VideoDecodeError(f"{path}: decord reports {n_claimed} frames")
     indices = select_indices(n_claimed, num_frames, policy)
     try:
-        scan = _pyav_scan(path, indices)
-    except VideoDecodeError as e:
-        raise VideoDecodeError(
-            f"{path}: cannot verify decord's frames ({_strip_path(str(e), Path(path))})"
-        ) from None
-    if n_claimed != scan.n:
-        raise VideoDecodeError(
-            f"{path}: decord reports {n_claimed} frames but {scan.n} are decodable"
-        )
-    try:
+        times = np.asarray(vr.get_frame_timestamp(np.arange(n_claimed)), dtype=np.float64)[:, 0]
         frames = vr.get_batch(indices).asnumpy()
     except Exception as e:  # noqa: BLE001 - as above
         raise VideoDecodeError(f"{path}: decord get_batch failed ({_decord_error(e)})") from None
     finally:
         del vr
+    steps = np.diff(times)
+    if (steps <= 0).any():
+        first = int(np.argmax(steps <= 0)) + 1
+        raise VideoDecodeError(
+            f"{path}: timestamps go back or restart at frame {first} "
+            f"({times[first - 1]:.3f} s -> {times[first]:.3f} s); seeking by index is ambiguous"
+        )
     _check_frames(path, frames, len(indices), "decord")
-    _check_same_frames(path, frames, indices, scan.keep)
+    check = sorted({indices[0], indices[-1]})
+    half = 0.5 * float(steps.min()) if len(steps) else 0.5
+    try:
+        reference = _pyav_frames_at(path, {i: float(times[i]) for i in check}, half)
+    except VideoDecodeError as e:
+        raise VideoDecodeError(
+            f"{path}: cannot verify decord's frames ({_strip_path(str(e), Path(path))})"
+        ) from None
+    missing = [i for i in check if i not in reference]
+    if missing:
+        raise VideoDecodeError(
+            f"{path}: decord reports {n_claimed} frames but frame {missing[0]} "
+            f"(at {times[missing[0]]:.3f} s) is not decodable by PyAV (truncated file?)"
+        )
+    pos = {i: p for p, i in enumerate(indices)}
+    _check_same_frames(path, frames[[pos[i] for i in check]], check, reference)
+    rel = times - times[0]
+    vfr = len(steps) > 1 and float(steps.max()) > VFR_RATIO * float(steps.min())
     return DecodedVideo(
         frames=frames,
         indices=indices,
@@ -271,11 +315,48 @@ def decode_decord(
         source_size_px=(int(frames.shape[2]), int(frames.shape[1])),
         decoder="decord",
         decoder_version=str(decord.__version__),
-        pts_s=_pts_list(scan, indices),
-        vfr=scan.vfr,
-        decode_errors=scan.decode_errors,
-        first_decode_error=scan.first_error,
+        pts_s=[round(float(rel[i]), 6) for i in indices],
+        vfr=bool(vfr),
+        num_video_frames_declared=n_claimed,
     )
+
+
+def _pyav_frames_at(path, times: dict[int, float], tol: float) -> dict[int, np.ndarray]:
+    """RGB frames at the given timestamps (s, stream time), found by seeking with PyAV.
+
+    For each wanted time, seeks to the keyframe at or before it and decodes forward to the first
+    frame at or after ``time - tol``; it is kept when within ``tol`` of the wanted time. Indices
+    whose frame is not reached (end of the decodable data) are absent from the result.
+
+    Raises:
+        VideoDecodeError: the file cannot be opened or has no video stream.
+    """
+    import av
+
+    out: dict[int, np.ndarray] = {}
+    try:
+        with av.open(str(path), metadata_errors="replace") as container:
+            stream = _video_stream(container, path)
+            stream.thread_type = "AUTO"
+            tb = stream.time_base
+            for idx, t in sorted(times.items(), key=lambda kv: kv[1]):
+                try:
+                    container.seek(int(t / tb) if tb else 0, stream=stream, backward=True,
+                                   any_frame=False)
+                    for frame in container.decode(stream):
+                        ft = frame.time
+                        if ft is None or ft < t - tol:
+                            continue
+                        if abs(ft - t) <= tol:
+                            out[idx] = frame.to_ndarray(format="rgb24")
+                        break
+                except av.FFmpegError:
+                    continue  # undecodable here: reported as missing
+    except MemoryError:
+        raise
+    except Exception as e:  # noqa: BLE001 - see _pyav_scan
+        raise _wrap_pyav_error(path, e) from None
+    return out
 
 
 def decode_pyav(path: str | os.PathLike, num_frames: int, policy: str = "uniform") -> DecodedVideo:
@@ -320,6 +401,10 @@ def decode_pyav(path: str | os.PathLike, num_frames: int, policy: str = "uniform
         vfr=scan.vfr,
         decode_errors=scan.decode_errors,
         first_decode_error=scan.first_error,
+        num_video_frames_declared=hint or None,
+        truncated=bool(hint) and scan.n < hint,
+        pts_discontinuous=scan.discontinuity is not None,
+        first_discontinuity=scan.discontinuity,
     )
 
 

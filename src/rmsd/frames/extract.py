@@ -82,6 +82,11 @@ def manifest_record(
     ``None`` when the stream has no timestamps): with ``vfr`` true (variable frame rate) they are
     the real times and differ from ``timestamps_s``. ``decode_errors`` counts packets that did not
     decode and were dropped (corrupt data), with the first error in ``first_decode_error``.
+    ``num_video_frames_declared`` is the header's frame count (None when the container declares
+    none) and ``truncated`` is True when fewer frames decode (``num_video_frames``) than declared:
+    a file cut after its header, or corrupt frames dropped. ``pts_discontinuous`` marks a stream
+    whose timestamps go back or restart (at frame ``first_discontinuity``); frames are then
+    indexed in decode order and ``pts_s`` is None.
     """
     return {
         "item_id": item_id,
@@ -103,6 +108,10 @@ def manifest_record(
         "vfr": bool(decoded.vfr),
         "decode_errors": int(decoded.decode_errors),
         "first_decode_error": decoded.first_decode_error,
+        "num_video_frames_declared": decoded.num_video_frames_declared,
+        "truncated": bool(decoded.truncated),
+        "pts_discontinuous": bool(decoded.pts_discontinuous),
+        "first_discontinuity": decoded.first_discontinuity,
     }
 
 
@@ -260,10 +269,10 @@ def read_items(items_path: str | os.PathLike) -> list[dict]:
 
 
 def load_frames(frames_dir: str | os.PathLike) -> tuple[dict[str, dict], np.ndarray]:
-    """Open an extraction's manifest and frames array.
+    """Open a single-array extraction (:func:`extract_frames`): its manifest and frames array.
 
-    Args:
-        frames_dir: the ``out_dir`` of :func:`extract_frames`.
+    Older interface kept for single-array outputs; stages read frames through
+    :func:`rmsd.frames.store.open_frames`, which also reads the sharded layout.
 
     Returns:
         ``(manifest, frames)``: manifest records keyed by ``item_id``, and the (N, F, S, S, 3)
@@ -271,45 +280,18 @@ def load_frames(frames_dir: str | os.PathLike) -> tuple[dict[str, dict], np.ndar
 
     Raises:
         MissingArtifactError: ``frames.npy`` or ``manifest.jsonl`` does not exist; names the path.
-        DataError: ``frames.npy`` is unreadable or not (N, F, S, S, 3) uint8, the manifest's
-            record count differs from the array's rows (stale or interrupted outputs), or a
-            manifest row is outside the array or duplicated.
+        DataError: as :class:`rmsd.frames.store.FrameStore`, or the extraction is sharded.
     """
-    frames_dir = Path(frames_dir)
-    frames_path = frames_dir / FRAMES_FILE
+    from rmsd.frames.store import FrameStore
+
+    frames_path = Path(frames_dir) / FRAMES_FILE
     if not frames_path.exists():
         raise MissingArtifactError(
             f"{frames_path}: expected file does not exist (run frame extraction)"
         )
-    records = read_jsonl(frames_dir / MANIFEST_FILE, required=("item_id", "row"))
-    try:
-        frames = np.load(frames_path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:
-        raise DataError(
-            f"{frames_path}: not a readable .npy array ({e}); rerun extraction"
-        ) from None
-    if frames.ndim != 5 or frames.dtype != np.uint8 or frames.shape[-1] != 3:
-        raise DataError(
-            f"{frames_path}: expected a (N, F, S, S, 3) uint8 array, got {frames.shape} "
-            f"{frames.dtype}"
-        )
-    if len(records) != len(frames):
-        raise DataError(
-            f"{frames_dir / MANIFEST_FILE} has {len(records)} records but {frames_path} has "
-            f"{len(frames)} rows: outputs of different or interrupted runs; rerun extraction"
-        )
-    manifest: dict[str, dict] = {}
-    for rec in records:
-        row = rec["row"]
-        if isinstance(row, bool) or not isinstance(row, int) or not 0 <= row < len(frames):
-            raise DataError(
-                f"{frames_dir / MANIFEST_FILE}: item {rec['item_id']!r} row {rec['row']} "
-                f"outside {frames_path} with {len(frames)} rows"
-            )
-        if rec["item_id"] in manifest:
-            raise DataError(f"{frames_dir / MANIFEST_FILE}: duplicate item_id {rec['item_id']!r}")
-        manifest[rec["item_id"]] = rec
-    return manifest, frames
+    store = FrameStore(frames_dir)
+    array = store.single_array()
+    return {iid: store.record(iid) for iid in store.ids()}, array
 
 
 # --------------------------------------------------------------------------------------------------

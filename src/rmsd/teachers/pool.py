@@ -28,7 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from rmsd.errors import DataError, TeacherError
-from rmsd.frames import load_frames
+from rmsd.frames import FrameStore, open_frames
 from rmsd.io import JsonlAppender, read_jsonl, read_jsonl_resumable, stable_hash, write_jsonl
 from rmsd.tasks import build_prompt
 from rmsd.teachers.base import TeacherSpec, derive_seed
@@ -146,14 +146,14 @@ def shard_bounds(n_items: int, shard: int, n_shards: int) -> tuple[int, int]:
 
 def load_shard(items_path: str | os.PathLike, frames_dir: str | os.PathLike, shard: int = 0,
                n_shards: int = 1, on_missing: str = "fail"
-               ) -> tuple[list[dict], list[dict], np.ndarray, int]:
-    """The items of one shard with their manifest records and the (memory-mapped) frames array.
+               ) -> tuple[list[dict], list[dict], FrameStore, int]:
+    """The items of one shard with their manifest records and the frame store (memory-mapped).
 
     Shards are cut from the items that have frames. ``on_missing``: "fail" raises for an item
     without frames (e.g. skipped by the frame stage), "skip" leaves it out and counts it.
 
     Returns:
-        (items, manifest records, frames array, number of items without frames in the dataset)
+        (items, manifest records, frame store, number of items without frames in the dataset)
 
     Raises:
         DataError: an item has no frames in the manifest and ``on_missing`` is "fail".
@@ -161,16 +161,16 @@ def load_shard(items_path: str | os.PathLike, frames_dir: str | os.PathLike, sha
     if on_missing not in ("fail", "skip"):
         raise ValueError(f"on_missing must be 'fail' or 'skip', got {on_missing!r}")
     items = read_jsonl(items_path, required=("id", "task_type", "question"))
-    manifest, array = load_frames(frames_dir)
-    kept = [it for it in items if it["id"] in manifest]
+    store = open_frames(frames_dir)
+    kept = [it for it in items if it["id"] in store]
     if on_missing == "fail" and len(kept) < len(items):
-        first = next(it["id"] for it in items if it["id"] not in manifest)
+        first = next(it["id"] for it in items if it["id"] not in store)
         raise DataError(f"{items_path}: item {first!r} has no frames in {frames_dir}/manifest.jsonl "
                         f"({len(items) - len(kept)} item(s) without frames)")
     n_missing = len(items) - len(kept)
     lo, hi = shard_bounds(len(kept), shard, n_shards)
     kept = kept[lo:hi]
-    return kept, [manifest[it["id"]] for it in kept], array, n_missing
+    return kept, [store.record(it["id"]) for it in kept], store, n_missing
 
 
 def sample_pool(items_path: str | os.PathLike, frames_dir: str | os.PathLike,
@@ -205,12 +205,12 @@ def sample_pool(items_path: str | os.PathLike, frames_dir: str | os.PathLike,
     t_start = time.perf_counter()
     params = spec.params
     sampling = params.as_dict()
-    items, mrecs, array, n_missing = load_shard(items_path, frames_dir, shard, n_shards, on_missing)
+    items, mrecs, store, n_missing = load_shard(items_path, frames_dir, shard, n_shards, on_missing)
     revision = spec.model_revision()
     keys = []
     for it, mrec in zip(items, mrecs):
         ph = prompt_hash(it, spec.template)
-        fh = frames_hash(mrec, None if mrec.get("video_sha256") else array[mrec["row"]])
+        fh = frames_hash(mrec, None if mrec.get("video_sha256") else store.frames(mrec["item_id"]))
         keys.append([sample_key(spec.name, revision, ph, fh, sampling, k) for k in range(K)])
     cache = SampleCache(cache_dir or f"{out_path}.cache", f"shard{shard}-of-{n_shards}")
     done = cache.load(k for ks in keys for k in ks)
@@ -241,7 +241,7 @@ def sample_pool(items_path: str | os.PathLike, frames_dir: str | os.PathLike,
                 for need, idx in calls:
                     its = [items[i] for i in idx]
                     seed = derive_seed(params.seed, its[0]["id"], need[0])
-                    out = backend.generate(its, [np.array(array[mrecs[i]["row"]]) for i in idx],
+                    out = backend.generate(its, [np.array(store.frames(mrecs[i]["item_id"])) for i in idx],
                                            len(need), params, seed)
                     _check_output(spec.name, its, out, len(need))
                     for i, it, group in zip(idx, its, out):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from rmsd.errors import DataError
-from rmsd.frames import load_frames
+from rmsd.frames import open_frames
 from rmsd.io import read_jsonl
 from rmsd.tasks import render_answer, render_response
 
@@ -16,7 +16,7 @@ def load_items_with_frames(items_path, frames_dir, on_missing: str = "fail", onl
 
     Args:
         items_path: ``items.jsonl``.
-        frames_dir: directory with ``manifest.jsonl`` and ``frames.npy``.
+        frames_dir: a frame extraction (read with :func:`rmsd.frames.open_frames`).
         on_missing: "fail" raises when an item has no frames (e.g. skipped by the frame stage);
             "skip" leaves it out and counts it.
         only: optional collection of item ids; other items are ignored (neither loaded nor checked).
@@ -36,11 +36,10 @@ def load_items_with_frames(items_path, frames_dir, on_missing: str = "fail", onl
     if only is not None:
         only = set(only)
         items = [it for it in items if it["id"] in only]
-    manifest, array = load_frames(frames_dir)
+    store = open_frames(frames_dir)
     kept, frames, metas, n_missing = [], [], [], 0
     for it in items:
-        rec = manifest.get(it["id"])
-        if rec is None:
+        if it["id"] not in store:
             if on_missing == "fail":
                 raise DataError(f"{items_path}: item {it['id']!r} has no frames in {frames_dir}/manifest.jsonl"
                                 " (frame extraction skipped it or the manifest is stale); set "
@@ -48,8 +47,8 @@ def load_items_with_frames(items_path, frames_dir, on_missing: str = "fail", onl
             n_missing += 1
             continue
         kept.append(it)
-        frames.append(np.asarray(array[rec["row"]]))
-        metas.append(rec)
+        frames.append(np.asarray(store.frames(it["id"])))
+        metas.append(store.record(it["id"]))
     if with_meta:
         return kept, frames, n_missing, metas
     return kept, frames, n_missing
