@@ -20,21 +20,21 @@ import os
 import shutil
 from pathlib import Path
 
-import numpy as np
 import yaml
 
-from rmsd.errors import ConfigError, DataError, TrainingError
-from rmsd.io import atomic_write_json, read_jsonl
+from rmsd.errors import ConfigError, TrainingError
+from rmsd.frames import open_frames
+from rmsd.io import atomic_write_json
 from rmsd.models.factory import load_model
 from rmsd.models.inputs import VideoPromptEncoder
 from rmsd.scoring import ScoringConfig, score_response
 from rmsd.tasks import is_closed
 from rmsd.train.checkpoint import CHECKPOINT_DIR, STAGE1_FINAL, Checkpoint, Checkpointer, _fsync_dir
 from rmsd.train.context import StepLogger, TrainContext
-from rmsd.train.data import load_items_with_frames
+from rmsd.train.data import RLDataset, SFTDataset, scan_selection, stage_split, steps_for
 from rmsd.train.dist import Runtime, init_runtime
 from rmsd.train.loop import SFTConfig, sft_train
-from rmsd.train.rl import Discriminator, RLConfig, RLExample, check_pool, load_discriminator, rl_train
+from rmsd.train.rl import Discriminator, RLConfig, load_discriminator, rl_train
 from rmsd.utils import get_logger, seed_everything, set_threads
 
 log = get_logger(__name__)
@@ -43,7 +43,7 @@ REQUIRED_KEYS = ("student_init", "selection", "items", "frames", "template", "sc
                  "stage2", "seed")
 RUNTIME_KEYS = ("threads",)
 """Config keys that may change between a run and its resumption."""
-STAGE1_KEYS = ("enabled", "sft", "on_missing_frames")
+STAGE1_KEYS = ("enabled", "sft", "on_missing_frames", "n_items", "split_seed")
 
 
 def load_weights(path: str | Path):
@@ -120,48 +120,39 @@ def _prepare_tmp(cfg: dict, tmp: Path, rt: Runtime) -> bool:
     return bool(rt.broadcast(resume))
 
 
-def _load_selection(cfg: dict, rt: Runtime) -> tuple[list[dict], list[dict], list, list, dict]:
-    """Selected records with their items, frames and manifest records; counts of what was dropped.
+def _stage_indexes(cfg: dict, mode: str, rl_cfg) -> tuple:
+    """Stage-1 and Stage-2 :class:`~rmsd.train.data.StageIndex` (None for a stage that does not
+    run) over the disjoint item split of ``stage1.n_items`` / ``stage2.n_items``, and the counts of
+    what was left out.
 
     Raises:
         DataError: a record names an unknown item, lacks frames, or has an empty pool / no SFT
-            target, under the "fail" policies.
-        TrainingError: nothing is left to train on.
+            target / (adversarial Stage 2) an unusable matching distribution, under the "fail"
+            policies.
+        TrainingError: nothing is left for a stage that runs.
+        ConfigError: the split sizes exceed the items.
     """
-    selection = read_jsonl(cfg["selection"], required=("item_id", "sft_target", "pool"))
-    if not selection:
-        raise TrainingError(f"{cfg['selection']}: no item survived selection; nothing to train on")
-    on_missing = cfg["stage1"].get("on_missing_frames", cfg.get("on_missing_frames", "fail"))
-    on_empty = cfg["stage2"].get("rl", {}).get("on_empty_pool", "fail")
-    ids = {r["item_id"] for r in selection}
-    items, frames, _, metas = load_items_with_frames(cfg["items"], cfg["frames"], on_missing="skip",
-                                                     only=ids, with_meta=True)
-    by_id = {it["id"]: (it, fr, m) for it, fr, m in zip(items, frames, metas)}
-    known = {it["id"] for it in read_jsonl(cfg["items"], required=("id",))}
-    kept, counts = [], {"n_missing_frames": 0, "n_empty_pool": 0}
-    for lineno, rec in enumerate(selection, 1):
-        where = f"{cfg['selection']}:{lineno}: item {rec['item_id']!r}"
-        if rec["item_id"] not in known:
-            raise DataError(f"{where} not in {cfg['items']}")
-        if rec["item_id"] not in by_id:
-            if on_missing == "fail":
-                raise DataError(f"{where} has no frames in {cfg['frames']}/manifest.jsonl (set "
-                                "stage1.on_missing_frames: skip to leave it out)")
-            counts["n_missing_frames"] += 1
-            continue
-        if not rec["pool"] or not isinstance(rec["sft_target"], str):  # "" is a (raw, empty) response
-            if on_empty == "fail":
-                raise DataError(f"{where} has an empty pool or no SFT target (set "
-                                "stage2.rl.on_empty_pool: skip to leave it out)")
-            counts["n_empty_pool"] += 1
-            continue
-        kept.append(rec)
-    if not kept:
-        raise TrainingError(f"{cfg['selection']}: every selected item was dropped ({counts}); nothing to train on")
-    if rt.is_main and (counts["n_missing_frames"] or counts["n_empty_pool"]):
-        log.warning("selection: left out %s", counts)
-    return (kept, [by_id[r["item_id"]][0] for r in kept], [by_id[r["item_id"]][1] for r in kept],
-            [by_id[r["item_id"]][2] for r in kept], counts)
+    s1, s2 = cfg["stage1"], cfg["stage2"]
+    on_missing = s1.get("on_missing_frames", cfg.get("on_missing_frames", "fail"))
+    on_empty = s2.get("rl", {}).get("on_empty_pool", "fail")
+    ids1, ids2 = stage_split(cfg["items"], s1.get("n_items"), s2.get("n_items"), int(s1.get("split_seed", 0)))
+    store = open_frames(cfg["frames"])
+    common = dict(on_missing=on_missing, on_empty=on_empty, store=store)
+    idx1 = idx2 = None
+    if s1.get("enabled", True):
+        idx1 = scan_selection(cfg["selection"], cfg["items"], cfg["frames"], ids1, need_pool=False, sft=True,
+                              **common)
+    if mode != "none":
+        idx2 = scan_selection(cfg["selection"], cfg["items"], cfg["frames"], ids2,
+                              need_pool=mode == "adversarial", sft=False, **common)
+    counts = {k: sum(ix.counts.get(k, 0) for ix in (idx1, idx2) if ix is not None)
+              for k in ("n_missing_frames", "n_empty_pool")}
+    counts["stage1_items"] = idx1.n_records if idx1 is not None else 0
+    counts["stage1_examples"] = len(idx1) if idx1 is not None else 0
+    counts["stage2_items"] = idx2.n_records if idx2 is not None else 0
+    counts["split"] = {"stage1_n_items": s1.get("n_items"), "stage2_n_items": s2.get("n_items"),
+                       "disjoint": ids1 is not None}
+    return idx1, idx2, counts
 
 
 def _write_stage1_final(ckpt_root: Path, eng, rt: Runtime, state: dict) -> Path:
@@ -231,9 +222,11 @@ def train_variant(cfg: dict, out_dir: str, rt: Runtime | None = None) -> dict:
 
     policy, processor = load_model(cfg["student_init"])
     encoder = VideoPromptEncoder(processor, cfg["template"])
-    selection, sel_items, sel_frames, sel_meta, counts = _load_selection(cfg, rt)
-    prompts = encoder.encode(sel_items, sel_frames, metadata=sel_meta)
-    summary: dict = {"n_examples": len(selection), **counts, "seed": seed, "world_size": rt.world_size,
+    idx1, idx2, counts = _stage_indexes(cfg, mode, rl_cfg)
+    if rt.is_main and (counts["n_missing_frames"] or counts["n_empty_pool"]):
+        log.warning("selection: left out n_missing_frames=%d n_empty_pool=%d", counts["n_missing_frames"],
+                    counts["n_empty_pool"])
+    summary: dict = {"n_examples": counts["stage1_items"] + counts["stage2_items"], **counts, "seed": seed, "world_size": rt.world_size,
                      "stage1_deepspeed": sft_cfg.deepspeed, "resumed_from": None}
     if resume_point is not None:
         summary["resumed_from"] = {"path": resume_point.path.name, "stage": resume_point.state["stage"],
@@ -244,17 +237,17 @@ def train_variant(cfg: dict, out_dir: str, rt: Runtime | None = None) -> dict:
                         truncate_to=resume_point.state.get("log_offset") if resume_point else 0,
                         purge_step=resume_point.state.get("global_step") if resume_point else None)
     ctx = TrainContext(rt=rt, logger=logger, checkpointer=checkpointer)
-    examples = _rl_examples(sel_items, prompts, selection, mode, rl_cfg, summary) if mode != "none" else []
-    n1 = sft_cfg.steps if s1_on else 0
+    examples = RLDataset(idx2, encoder) if idx2 is not None else None
+    stage1_data = SFTDataset(idx1, encoder) if idx1 is not None else None
+    n1 = (steps_for(sft_cfg.epochs, len(stage1_data), sft_cfg.batch_size) if sft_cfg.epochs is not None
+          else sft_cfg.steps) if s1_on else 0
     final_eng = None
     try:
         if s1_on and not s1_done:
             ctx.resume = latest if latest is not None and latest.stage == "stage1" else None
             if ctx.resume is not None:
                 policy = load_weights(ctx.resume.path / "policy")
-            targets = encoder.tokenize_responses([r["sft_target"] for r in selection])
-            summary["stage1"] = sft_train(policy, encoder, prompts, targets, sft_cfg, seed,
-                                          desc="stage1", ctx=ctx)
+            summary["stage1"] = sft_train(policy, encoder, stage1_data, sft_cfg, seed, desc="stage1", ctx=ctx)
             final_eng = ctx.engines.pop("policy")
             if mode != "none":
                 _write_stage1_final(ckpt_root, final_eng, rt,
@@ -271,7 +264,8 @@ def train_variant(cfg: dict, out_dir: str, rt: Runtime | None = None) -> dict:
             policy = load_weights(ctx.resume.path / "policy" if ctx.resume is not None else init_dir)
             disc = None
             if mode == "adversarial":  # fresh scalar head on a copy of the Stage-1 model
-                disc = Discriminator(copy.deepcopy(ref.model), ref.config.text_config.hidden_size)
+                disc = Discriminator(copy.deepcopy(ref.model), ref.config.text_config.hidden_size,
+                                     init=rl_cfg.disc_head_init, std=rl_cfg.disc_head_std, seed=seed)
                 if ctx.resume is not None:
                     load_discriminator(disc, ctx.resume.path / "disc.safetensors")
             ctx.global_offset = n1
@@ -300,23 +294,3 @@ def train_variant(cfg: dict, out_dir: str, rt: Runtime | None = None) -> dict:
         tmp.rename(out)
     rt.barrier()
     return summary
-
-
-def _rl_examples(items, prompts, selection, mode: str, rl_cfg: RLConfig, summary: dict) -> list[RLExample]:
-    """Stage-2 inputs; pools that cannot be sampled from fail or are skipped (``on_empty_pool``)."""
-    examples, n_bad = [], 0
-    for it, p, r in zip(items, prompts, selection):
-        e = RLExample(item=it, prompt=p, pool_texts=[x["text"] for x in r["pool"]],
-                      pool_q=np.array([x["q"] for x in r["pool"]], dtype=float),
-                      pool_p=np.array([x["p"] for x in r["pool"]], dtype=float))
-        if mode == "adversarial" and (why := check_pool(e)) is not None:
-            if rl_cfg.on_empty_pool == "fail":
-                raise DataError(f"item {it['id']!r}: {why} (set stage2.rl.on_empty_pool: skip to leave it out)")
-            n_bad += 1
-            continue
-        e.pool_p = e.pool_p / e.pool_p.sum() if e.pool_p.sum() > 0 else e.pool_p
-        examples.append(e)
-    summary["n_empty_pool"] = summary.get("n_empty_pool", 0) + n_bad
-    if not examples:
-        raise TrainingError("Stage 2: no example has a usable pool")
-    return examples
