@@ -393,5 +393,7 @@ def make_loader(dataset, sampler: EpochBatchSampler, num_workers: int = 0) -> to
     if num_workers < 0:
         raise ConfigError(f"num_workers must be >= 0, got {num_workers}")
     kw = {"prefetch_factor": 2, "persistent_workers": False} if num_workers > 0 else {}
+    # its own generator: a DataLoader iterator otherwise draws its worker base seed from the global
+    # torch RNG, which would shift the rollout sampling of a resumed run against an uninterrupted one
     return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=_as_list,
-                                       num_workers=num_workers, **kw)
+                                       num_workers=num_workers, generator=torch.Generator().manual_seed(0), **kw)

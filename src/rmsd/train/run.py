@@ -145,8 +145,10 @@ def _stage_indexes(cfg: dict, mode: str, rl_cfg) -> tuple:
     if mode != "none":
         idx2 = scan_selection(cfg["selection"], cfg["items"], cfg["frames"], ids2,
                               need_pool=mode == "adversarial", sft=False, **common)
-    counts = {k: sum(ix.counts.get(k, 0) for ix in (idx1, idx2) if ix is not None)
-              for k in ("n_missing_frames", "n_empty_pool")}
+    both = [ix for ix in (idx1, idx2) if ix is not None]
+    agg = sum if ids1 is not None else max  # disjoint stages add up; shared items are counted once
+    counts = {k: agg(ix.counts.get(k, 0) for ix in both) for k in ("n_missing_frames", "n_empty_pool")}
+    counts["n_items"] = agg(ix.n_records for ix in both)
     counts["stage1_items"] = idx1.n_records if idx1 is not None else 0
     counts["stage1_examples"] = len(idx1) if idx1 is not None else 0
     counts["stage2_items"] = idx2.n_records if idx2 is not None else 0
@@ -226,7 +228,7 @@ def train_variant(cfg: dict, out_dir: str, rt: Runtime | None = None) -> dict:
     if rt.is_main and (counts["n_missing_frames"] or counts["n_empty_pool"]):
         log.warning("selection: left out n_missing_frames=%d n_empty_pool=%d", counts["n_missing_frames"],
                     counts["n_empty_pool"])
-    summary: dict = {"n_examples": counts["stage1_items"] + counts["stage2_items"], **counts, "seed": seed, "world_size": rt.world_size,
+    summary: dict = {"n_examples": counts.pop("n_items"), **counts, "seed": seed, "world_size": rt.world_size,
                      "stage1_deepspeed": sft_cfg.deepspeed, "resumed_from": None}
     if resume_point is not None:
         summary["resumed_from"] = {"path": resume_point.path.name, "stage": resume_point.state["stage"],
