@@ -34,10 +34,8 @@ import numpy as np
 import torch
 
 from rmsd.errors import ConfigError, DataError, TrainingError
-from rmsd.frames import load_items_with_frames  # noqa: F401  (re-exported for old callers)
 from rmsd.frames.store import FrameStore, open_frames
 from rmsd.io import stable_hash
-from rmsd.tasks import ground_truth_response  # noqa: F401  (re-exported for old callers)
 
 
 def line_offsets(path: str | Path) -> np.ndarray:
