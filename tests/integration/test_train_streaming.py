@@ -147,3 +147,38 @@ def test_discriminator_learns_within_warmup(world, tmp_path, init):
     assert np.mean(acc[-3:]) >= 0.9, acc
     assert np.mean(acc[-3:]) > acc[0] + 0.2, acc
     assert all(r["d_student_group_std"] >= 0 for r in warm) and warm[-1]["d_student_group_std"] > 0
+
+
+def test_dataloader_workers_give_the_same_batches(world, tmp_path):
+    """Encoding in 2 DataLoader worker processes trains exactly as encoding in the training process."""
+    from rmsd.models.factory import load_model
+    from rmsd.models.inputs import VideoPromptEncoder
+    from rmsd.train.data import SFTDataset, scan_selection
+    from rmsd.train.loop import SFTConfig, sft_train
+    from rmsd.utils import seed_everything
+
+    losses = {}
+    for workers in (0, 2):
+        seed_everything(0)
+        model, proc = load_model(world["student"])
+        enc = VideoPromptEncoder(proc, TEMPLATE)
+        ix = scan_selection(world["selection"], world["items"], world["frames"], None, on_missing="fail",
+                            on_empty="fail", need_pool=False, sft=True)
+        log = tmp_path / f"w{workers}.jsonl"
+        sft_train(model, enc, SFTDataset(ix, enc), SFTConfig(epochs=1, batch_size=4, warmup_steps=1,
+                  checkpoint_every=0, num_workers=workers), seed=3, log_path=log)
+        losses[workers] = [json.loads(line)["loss"] for line in log.read_text().splitlines()]
+    assert len(losses[0]) == 3 and losses[0] == losses[2]
+
+
+def test_zero3_offload_config_trains(world, tmp_path):
+    """``deepspeed: zero3_offload`` (AdamW states on the host, client torch AdamW) runs Stage 1."""
+    pytest.importorskip("deepspeed")
+    cfg = write_config(world, tmp_path / "c.yaml", stage1={"sft": {"deepspeed": "zero3_offload", "steps": 2}},
+                       stage2={"mode": "none"})
+    out = tmp_path / "m"
+    p = run_train(cfg, out, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    s = json.loads((out / "summary.json").read_text())
+    assert s["stage1_deepspeed"] == "zero3_offload" and s["stage1"]["steps"] == 2
+    assert all(np.isfinite(r["loss"]) for r in read_log(out))

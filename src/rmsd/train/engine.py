@@ -32,7 +32,7 @@ from rmsd.utils import get_logger
 log = get_logger(__name__)
 
 PRECISIONS = ("auto", "fp32", "bf16")
-DEEPSPEED_NAMES = ("zero2", "zero3")
+DEEPSPEED_NAMES = ("zero2", "zero3", "zero3_offload")
 
 
 @dataclass
