@@ -33,6 +33,7 @@ from rmsd.train.checkpoint import CHECKPOINT_DIR, STAGE1_FINAL, Checkpoint, Chec
 from rmsd.train.context import StepLogger, TrainContext
 from rmsd.train.data import RLDataset, SFTDataset, scan_selection, stage_split, steps_for
 from rmsd.train.dist import Runtime, init_runtime
+from rmsd.train.engine import use_bf16
 from rmsd.train.loop import SFTConfig, sft_train
 from rmsd.train.rl import Discriminator, RLConfig, load_discriminator, rl_train
 from rmsd.utils import get_logger, seed_everything, set_threads
@@ -46,13 +47,14 @@ RUNTIME_KEYS = ("threads",)
 STAGE1_KEYS = ("enabled", "sft", "on_missing_frames", "n_items", "split_seed")
 
 
-def load_weights(path: str | Path):
-    """A model (no processor) from a ``save_pretrained`` directory: safetensors only, fp32."""
+def load_weights(path: str | Path, bf16: bool = False):
+    """A model (no processor) from a ``save_pretrained`` directory: safetensors only, fp32 (bf16 when
+    ``bf16``: frozen or DeepSpeed-managed copies, half the host and device memory)."""
     import torch
     from transformers import AutoModelForImageTextToText
 
-    return AutoModelForImageTextToText.from_pretrained(path, dtype=torch.float32, local_files_only=True,
-                                                       use_safetensors=True)
+    return AutoModelForImageTextToText.from_pretrained(path, dtype=torch.bfloat16 if bf16 else torch.float32,
+                                                       local_files_only=True, use_safetensors=True)
 
 
 def make_reward_fn(scoring: ScoringConfig):
@@ -261,12 +263,18 @@ def train_variant(cfg: dict, out_dir: str, rt: Runtime | None = None) -> dict:
         if mode != "none":
             final_eng = None
             init_dir = s1_final if s1_on else Path(cfg["student_init"])
-            ref = load_weights(init_dir)
+            # the frozen reference only runs forward: bf16 on CUDA (it was cast there anyway), loaded
+            # so directly: 2 instead of 4 bytes a parameter on the host of every rank
+            ref_bf16 = use_bf16(rl_cfg.exec_config(), rt)
+            ref = load_weights(init_dir, bf16=ref_bf16)
             ctx.resume = latest if latest is not None and latest.stage == "stage2" else None
             policy = load_weights(ctx.resume.path / "policy" if ctx.resume is not None else init_dir)
             disc = None
             if mode == "adversarial":  # fresh scalar head on a copy of the Stage-1 model
-                disc = Discriminator(copy.deepcopy(ref.model), ref.config.text_config.hidden_size,
+                # trained, so fp32 weights unless DeepSpeed keeps the fp32 master copy itself
+                src = ref if not ref_bf16 or rl_cfg.deepspeed else load_weights(init_dir)
+                disc = Discriminator(copy.deepcopy(src.model) if src is ref else src.model,
+                                     ref.config.text_config.hidden_size,
                                      init=rl_cfg.disc_head_init, std=rl_cfg.disc_head_std, seed=seed)
                 if ctx.resume is not None:
                     load_discriminator(disc, ctx.resume.path / "disc.safetensors")
