@@ -1,5 +1,10 @@
 """Train one variant: Stage 1 (SFT on selected targets) then Stage 2 (adversarial or rule RL).
 
+Data: the distill items are split into disjoint Stage-1 and Stage-2 sets (``stage1.n_items`` /
+``stage2.n_items``, :func:`rmsd.train.data.stage_split`); each stage's selection records are checked
+once and indexed by byte offset, then read, joined with their frames (``rmsd.frames.FrameStore``)
+and encoded per batch (:mod:`rmsd.train.data`), so memory does not grow with the selection.
+
 Reads the resolved variant config written by the ``train_config`` rule. Everything is written into
 ``<out>.tmp/`` and renamed over ``<out>`` only at the end: the final policy (``save_pretrained``,
 safetensors), ``train_log.jsonl``, ``tb/`` (TensorBoard), ``summary.json`` and
