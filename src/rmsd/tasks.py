@@ -109,6 +109,11 @@ def render_response(answer_text: str, template: str, think: str = "") -> str:
     raise ValueError(f"unknown response template {template!r}; valid: {list(RESPONSE_TEMPLATES)}")
 
 
+def ground_truth_response(item: dict, template: str) -> str:
+    """The ground-truth answer of ``item`` written as a response in ``template``."""
+    return render_response(render_answer(item["task_type"], item["answer"]), template)
+
+
 def build_prompt(item: dict, template: str) -> str:
     """The user text of an item: question, lettered options (MCQ) and the answer instruction.
 

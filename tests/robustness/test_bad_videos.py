@@ -279,7 +279,7 @@ def test_downstream_stages_count_skipped_items(corpus, tmp_path):
     """The frame stage's skips reach training/evaluation (load_items_with_frames) and teacher
     sampling (load_shard): counted under "skip", named under "fail"."""
     from rmsd.teachers.pool import load_shard
-    from rmsd.train.data import load_items_with_frames
+    from rmsd.frames import load_items_with_frames
 
     items = [{"id": f"it{i}", "video": str(corpus[n]), "task_type": "open", "question": "Describe.",
               "answer": "grey"} for i, n in enumerate(["h264.mp4", "empty", "mjpeg.avi", "audio_only"])]

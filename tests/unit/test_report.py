@@ -117,9 +117,11 @@ def test_ablation_table_letters_flags_and_retention(results):
     abl = ["single_sample", "multi_sample", "filtered", "rmsd"]
     df = tables.collect_metrics([p for k, p in paths.items() if k[0] in abl])
     ret = tables.selection_retention([p for k, p in sel.items() if k[0] in abl])
-    recipes = {"single_sample": {"K": 1, "tau": 0.0, "weighting": {"closed": "uniform", "open": "uniform"}},
-               "multi_sample": {"tau": 0.0, "weighting": {"closed": "uniform", "open": "uniform"}},
-               "filtered": {"weighting": {"closed": "uniform", "open": "uniform"}}}
+    no_q = {"weighting": {"closed": "uniform", "open": "uniform"}, "sft_target": {"closed": "all", "open": "all"},
+            "disc_weight": "uniform"}
+    recipes = {"single_sample": {"K": 1, "tau": 0.0, "format_filter": False, **no_q},
+               "multi_sample": {"tau": 0.0, "format_filter": False, **no_q},
+               "filtered": dict(no_q)}
     t = tables.ablation_table(df, rows(*abl, **recipes), [BENCH], ret)
     d = t.data
     assert list(d.row) == ["A", "B", "C", "D"] and list(d.variant) == abl
@@ -130,6 +132,10 @@ def test_ablation_table_letters_flags_and_retention(results):
     disp = t.blocks[0][1]
     assert list(disp["quality filtering"]) == ["✗", "✗", "✓", "✓"]
     assert list(disp["quality weighting"]) == ["✗", "✗", "✗", "✓"]
+    # the caption is generated from what each step changes: one paper column per step
+    assert ("A→B: K 1→4; B→C: τ 0.0→0.3, format filter off→on; C→D: closed-ended matching uniform→quality, "
+            "closed-ended SFT target all→best, open-ended SFT target all→None, discriminator-loss weight 1→q"
+            ) in t.caption, t.caption
 
 
 def test_k_table_union_with_paper_and_not_run(results):
@@ -145,6 +151,9 @@ def test_k_table_union_with_paper_and_not_run(results):
     assert d.loc[1, f"{BENCH}_mean"] == pytest.approx(39.0) and d.loc[1, f"{BENCH}_delta"] == pytest.approx(-3.0)
     assert d.loc[3, "paper_VideoMME"] == 65.5 and pd.isna(d.loc[3, f"{BENCH}_mean"])
     assert "k8" in t.caption and t.blocks[0][1].variant.iloc[3] == "not run"
+    assert "Rows that differ from rmsd in more than K: single_sample: also τ 0.3→0.0." in t.caption
+    assert ("our K=1 row single_sample has format filter on, τ 0.0, closed-ended matching quality, "
+            "discriminator-loss weight q.") in t.caption
     assert "nan" not in tables.to_markdown(t) and "nan" not in tables.to_latex(t)
 
 
@@ -180,7 +189,8 @@ def test_task_adaptive_views(results):
     assert paper.loc["open-ended", "quality (ours)"] == "not run"
     assert paper.loc["open-ended", "uniform (paper)"] == "59.1"
     assert "match_qq" in t.caption
-    assert "open axis degenerate" in t.notes  # q_open is the validity flag: with format_filter on, p is uniform
+    assert "open axis degenerate" not in t.notes  # open-ended quality matching uses ROUGE-L: not degenerate
+    assert "Every row is rmsd's recipe with only the matching weights changed." in t.caption
 
 
 def test_vstar_table_configured_and_not(tmp_path):

@@ -420,10 +420,9 @@ def evaluate(model_dir: str, items_path: str, frames_dir: str, out_dir: str, cfg
         entries (``m_avg``/``micro_avg``, ``tracks``/``delta_knowledge``, ``vstar``).
     """
     from rmsd.evaluation.benchmarks.scoring import build_prompt_text
-    from rmsd.frames import open_frames
+    from rmsd.frames import load_items_with_frames, open_frames
     from rmsd.models.factory import load_model
     from rmsd.models.inputs import VideoPromptEncoder
-    from rmsd.train.data import load_items_with_frames
     from rmsd.utils import seed_everything, set_threads
 
     ecfg = EvalConfig.from_dict(cfg)

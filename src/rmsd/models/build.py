@@ -61,7 +61,8 @@ def train_from_scratch(processor_dir: str, items_path: str, frames_dir: str, out
     from transformers import AutoProcessor
 
     from rmsd.train.context import StepLogger, TrainContext
-    from rmsd.train.data import ground_truth_response, load_items_with_frames
+    from rmsd.frames import load_items_with_frames
+    from rmsd.tasks import ground_truth_response
     from rmsd.train.dist import init_runtime
     from rmsd.train.loop import SFTConfig, sft_train
     from rmsd.utils import set_threads
@@ -84,7 +85,7 @@ def train_from_scratch(processor_dir: str, items_path: str, frames_dir: str, out
         # one process; on the GPU when one is visible (bf16 autocast, fp32 weights), else the CPU
         ctx = TrainContext(rt=init_runtime(), logger=StepLogger(tmp / "train_log.jsonl"))
         try:
-            summary["train"] = sft_train(model, enc, prompts, targets, cfg, seed,
+            summary["train"] = sft_train(model, enc, list(zip(prompts, targets)), cfg, seed,
                                          desc=Path(out_dir).name, ctx=ctx)
         finally:
             ctx.logger.close()

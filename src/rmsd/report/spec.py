@@ -154,6 +154,7 @@ class ReportSpec:
         return {"variant": variant, "train": True, "K": sel["K"], "tau": sel["tau"],
                 "format_filter": sel["format_filter"], "weighting": dict(sel["weighting"]),
                 "sft_target": dict(sel["sft_target"]), "stage2": v["stage2"]["mode"],
+                "disc_weight": (v["stage2"].get("rl") or {}).get("disc_weight", "quality"),
                 "n_seeds": len(self.seeds(variant))}
 
     def rows(self, variants: list[str]) -> list[dict]:

@@ -281,6 +281,67 @@ def _recipe_cells(r: dict) -> dict:
             "sft_target_closed": (r.get("sft_target") or {}).get("closed"), "stage2": r.get("stage2")}
 
 
+SETTINGS: tuple[tuple[str, str], ...] = (
+    ("K", "K"), ("tau", "τ"), ("format_filter", "format filter"),
+    ("weighting.closed", "closed-ended matching"), ("weighting.open", "open-ended matching"),
+    ("sft_target.closed", "closed-ended SFT target"), ("sft_target.open", "open-ended SFT target"),
+    ("disc_weight", "discriminator-loss weight"), ("stage2", "Stage 2"),
+)
+"""Recipe settings a table row shows, with their names in captions (key paths into a report row)."""
+
+
+def _setting(r: dict, key: str):
+    head, _, sub = key.partition(".")
+    v = r.get(head)
+    if sub:
+        v = (v or {}).get(sub)
+    if isinstance(v, bool):
+        return "on" if v else "off"
+    if key == "disc_weight":  # absent: the Stage-2 default (quality)
+        return {"quality": "q", "uniform": "1"}[v or "quality"]
+    return v
+
+
+def recipe_changes(a: dict, b: dict) -> list[str]:
+    """What changes from row ``a`` to row ``b``: ``["K 1→4", "format filter off→on", ...]`` over
+    :data:`SETTINGS` (untrained rows show nothing).
+
+    >>> recipe_changes({"K": 1, "format_filter": False}, {"K": 4, "format_filter": True})
+    ['K 1→4', 'format filter off→on']
+    """
+    out = []
+    for key, name in SETTINGS:
+        x, y = _setting(a, key), _setting(b, key)
+        if x != y:
+            out.append(f"{name} {x}→{y}")
+    return out
+
+
+def _steps_caption(rows: list[dict], letters: bool = True) -> str:
+    parts = []
+    for i in range(1, len(rows)):
+        a, b = rows[i - 1], rows[i]
+        ch = recipe_changes(a, b)
+        name = (f"{chr(ord('A') + i - 1)}→{chr(ord('A') + i)}" if letters
+                else f"{a['variant']}→{b['variant']}")
+        parts.append(f"{name}: {', '.join(ch) if ch else 'no setting changes'}")
+    return "; ".join(parts)
+
+
+def _versus_caption(rows: list[dict], ref: str, keys: tuple[str, ...]) -> str:
+    """Each row's settings that differ from row ``ref`` other than ``keys`` (empty when none do)."""
+    r0 = next((r for r in rows if r["variant"] == ref), None)
+    if r0 is None:
+        return ""
+    extra = []
+    for r in rows:
+        names = tuple(dict(SETTINGS)[k] + " " for k in keys)
+        ch = [c for c in recipe_changes(r0, r) if not c.startswith(names)]
+        if ch and r["variant"] != ref:
+            extra.append(f"{r['variant']}: also {', '.join(ch)}")
+    return "; ".join(extra)
+
+
 def ablation_table(df: pd.DataFrame, rows: list[dict], benchmarks: list[str], ret: pd.DataFrame | None) -> Table:
     """Table 3: component ablation, rows A, B, C, D in ``report.ablation_variants`` order."""
     data_rows, disp_rows = [], []
@@ -293,7 +354,7 @@ def ablation_table(df: pd.DataFrame, rows: list[dict], benchmarks: list[str], re
         v = r["variant"]
         ref = P.ABLATION.get(letter, {})
         data = {"row": letter, "setting": P.ABLATION_SETTINGS.get(letter, v), "variant": v, **_recipe_cells(r)}
-        filt = bool(r.get("tau", 0) > 0)
+        filt = bool(r.get("tau", 0) > 0) or bool(r.get("format_filter"))
         weight = (r.get("weighting") or {}).get("closed") == "quality"
         rm, rs, _ = _retention(ret, v)
         bdata, bdisp = _bench_block(df, v, benchmarks, base_means)
@@ -319,7 +380,8 @@ def ablation_table(df: pd.DataFrame, rows: list[dict], benchmarks: list[str], re
         data_rows.append(data)
         disp_rows.append(disp)
     caption = ("Table 3. Component ablation (paper section 5.3): A single-sample (K=1), B multi-sample, "
-               "C + quality filtering (tau), D + quality weighting (full R-MSD). Ours: score x100, mean ± std "
+               "C + quality filtering, D + quality weighting (full R-MSD). What each step changes in our "
+               f"recipes: {_steps_caption(rows) or 'one row only'}. Ours: score x100, mean ± std "
                "over seeds, Δ vs row A; step Δ = paired per-seed difference to the previous row on "
                f"{benchmarks[0] if benchmarks else ''} (overall and closed-ended items), mean [95% Student-t CI]; "
                "retained % = kept (response) pairs / considered pairs of the selection.")
@@ -375,6 +437,13 @@ def k_table(df: pd.DataFrame, rows: list[dict], benchmarks: list[str], ret: pd.D
     caption = ("Table 4. Sensitivity to the number of teacher samples K (paper section 5.4); every other "
                "setting as in the full recipe. Ours: score x100, mean ± std over seeds"
                + (f", Δ vs {ref_variant}" if any(r["variant"] == ref_variant for r in rows) else "") + ".")
+    if extra := _versus_caption(rows, ref_variant, ("K",)):
+        caption += f" Rows that differ from {ref_variant} in more than K: {extra}."
+    if k1 := next((r for r in rows if r.get("K") == 1), None):
+        caption += (f" The paper's K=1 value is its ablation row A (K=1, no filtering, no weighting); our K=1 "
+                    f"row {k1['variant']} has format filter {_setting(k1, 'format_filter')}, τ {k1.get('tau')}, "
+                    f"closed-ended matching {_setting(k1, 'weighting.closed')}, discriminator-loss weight "
+                    f"{_setting(k1, 'disc_weight')}.")
     notes = [f"not run: {', '.join(not_run)} (not defined in variants)"] if not_run else []
     if notes:
         caption += f" Listed in report.k_variants but {notes[0]}; K=8 needs sampling.K >= 8."
@@ -449,11 +518,11 @@ def task_adaptive_table(df: pd.DataFrame, rows: list[dict], benchmark: str, defa
     notes = [f"not run: {', '.join(not_run)}"] if not_run else []
     if notes:
         caption += f" Listed in report.task_adaptive_variants but {notes[0]} (not defined in variants)."
-    if rows and all(r.get("format_filter") for r in rows):
-        notes.append("open axis degenerate")
-        caption += (" Note: open-ended q is the validity flag (no ground-truth metric ranks open answers), so "
-                    "with format_filter on every kept open answer has q = 1 and open: quality selects exactly "
-                    "like open: uniform.")
+    ref = next((r["variant"] for r in rows if (r.get("weighting") or {}) == dflt), None)
+    if ref is not None and (extra := _versus_caption(rows, ref, ("weighting.closed", "weighting.open"))):
+        caption += f" Rows that differ from {ref} in more than the matching: {extra}."
+    elif ref is not None:
+        caption += f" Every row is {ref}'s recipe with only the matching weights changed."
     return Table("task_adaptive", caption, data,
                  [("2x2 grid: overall score", grid), ("Paper layout", pd.DataFrame(paper_rows))], notes)
 

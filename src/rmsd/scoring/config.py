@@ -16,8 +16,8 @@ from rmsd.tasks import RESPONSE_TEMPLATES
 
 ASSIGNMENTS: tuple[str, ...] = ("per_item", "union")
 WEIGHTINGS: tuple[str, ...] = ("quality", "uniform")
-SFT_TARGETS_CLOSED: tuple[str, ...] = ("best", "random", "first", "ground_truth")
-SFT_TARGETS_OPEN: tuple[str, ...] = ("random", "first", "ground_truth")
+SFT_TARGETS_CLOSED: tuple[str, ...] = ("best", "random", "first", "all", "ground_truth")
+SFT_TARGETS_OPEN: tuple[str, ...] = ("random", "first", "all", "ground_truth")
 
 
 def _check_keys(d: Any, allowed: set[str], where: str) -> None:

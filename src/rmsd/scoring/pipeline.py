@@ -267,6 +267,7 @@ def select_variant(
                 "sft_k": res["sft_k"],
                 "zero_mass": res["zero_mass"],
                 "pool": res["pool"],
+                **({"sft_targets": res["sft_targets"]} if "sft_targets" in res else {}),
             }
         )
     write_jsonl(out_jsonl, records)

@@ -91,7 +91,10 @@ def select_item(
        to uniform and reports ``zero_mass = True`` (counted by the caller).
     4. SFT target: ``best`` = argmax q, ties broken by ``rng`` among the tied rows in (teacher, k)
        order; ``random`` = ``rng`` uniform over kept rows; ``first`` = the kept row with the lowest
-       (teacher, k); ``ground_truth`` = the ``ground_truth`` argument (q 1, teacher
+       (teacher, k); ``all`` = every kept row ("SFT on all K", the paper's naive multi-sample
+       baseline, ablation row B): ``sft_targets`` lists their texts in (teacher, k) order, and
+       ``sft_target`` / ``sft_teacher`` / ``sft_k`` describe the first of them, ``sft_target_q``
+       their mean q; ``ground_truth`` = the ``ground_truth`` argument (q 1, teacher
        :data:`GROUND_TRUTH`, k -1), the oracle upper bound.
 
     Args:
@@ -104,7 +107,7 @@ def select_item(
     Returns:
         None when no row survives, else ``{"pool": [{teacher, k, text, q, valid, p}],
         "sft_target", "sft_target_q", "sft_teacher", "sft_k", "n_considered", "n_kept",
-        "zero_mass"}``.
+        "zero_mass"}`` (+ ``"sft_targets"`` under ``all``).
 
     Raises:
         ValueError: a row's q is not a finite number in [0, 1]; ``ground_truth`` target without
@@ -144,6 +147,8 @@ def select_item(
         target = tied[0] if len(tied) == 1 else rng.choice(tied)
     elif mode == "random":
         target = rng.choice(kept)
+    elif mode == "all":
+        target = {**kept[0], "q": math.fsum(qs) / len(qs)}
     else:  # "first"
         target = kept[0]
     return {
@@ -165,4 +170,5 @@ def select_item(
         "n_considered": len(cands),
         "n_kept": len(kept),
         "zero_mass": zero_mass,
+        **({"sft_targets": [r["text"] for r in kept]} if mode == "all" else {}),
     }

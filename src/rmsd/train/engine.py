@@ -32,7 +32,7 @@ from rmsd.utils import get_logger
 log = get_logger(__name__)
 
 PRECISIONS = ("auto", "fp32", "bf16")
-DEEPSPEED_NAMES = ("zero2", "zero3")
+DEEPSPEED_NAMES = ("zero2", "zero3", "zero3_offload")
 
 
 @dataclass
@@ -158,16 +158,27 @@ class Engine:
             up front).
         batch_per_rank: examples per rank per step (DeepSpeed's bookkeeping only).
         name: for messages.
+        prefix_lrs: ``{name prefix: lr}``: parameters whose name starts with a prefix form their
+            own AdamW group at that learning rate (e.g. a fresh discriminator head); :meth:`set_lr`
+            keeps each group's ratio to ``lr``.
     """
 
     def __init__(self, module: torch.nn.Module, lr: float, weight_decay: float, grad_clip: float,
                  rt: Runtime, ex: ExecConfig, micro_steps: int = 1, batch_per_rank: int = 1,
-                 name: str = "model"):
+                 name: str = "model", prefix_lrs: dict[str, float] | None = None):
         self.rt, self.ex, self.name, self.grad_clip = rt, ex, name, grad_clip
         self.module = prepare_module(module, ex, rt)
         self.micro_steps = max(1, int(micro_steps))
         params = [p for p in self.module.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay,
+        groups: list = params
+        if prefix_lrs:
+            named = [(n, p) for n, p in self.module.named_parameters() if p.requires_grad]
+            special = {pre: [p for n, p in named if n.startswith(pre)] for pre in prefix_lrs}
+            taken = {id(p) for ps in special.values() for p in ps}
+            groups = [{"params": [p for _, p in named if id(p) not in taken], "lr_scale": 1.0}]
+            groups += [{"params": ps, "lr": prefix_lrs[pre], "lr_scale": prefix_lrs[pre] / lr}
+                       for pre, ps in special.items() if ps]
+        self.optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay,
                                            **({"fused": True} if fused_adamw_ok(params, ex, rt) else {}))
         self.ds = None
         if ex.deepspeed:
@@ -230,7 +241,7 @@ class Engine:
     def set_lr(self, lr: float) -> None:
         """Set the learning rate of every parameter group."""
         for g in self.optimizer.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g.get("lr_scale", 1.0)
 
     def train(self) -> None:
         self.module.train()

@@ -7,8 +7,12 @@ positions that predict response tokens (:func:`rmsd.train.losses.sft_loss`; the 
 
 The same loop runs in one process, under DDP (torchrun/accelerate, gloo or NCCL) and under
 DeepSpeed ZeRO (see :mod:`rmsd.train.engine`); ``batch_size`` is the global batch, split evenly over
-ranks, and each rank draws its own examples. With a :class:`~rmsd.train.context.TrainContext` it
-checkpoints every ``checkpoint_every`` steps and resumes from a checkpoint of this stage.
+ranks. Batches come from a DataLoader over the examples (a streaming
+:class:`~rmsd.train.data.SFTDataset` or an in-memory list of pairs) with an
+:class:`~rmsd.train.data.EpochBatchSampler`: each epoch is a seeded permutation, each rank takes its
+slice of every global batch, and ``epochs`` sets the number of steps. With a
+:class:`~rmsd.train.context.TrainContext` it checkpoints every ``checkpoint_every`` steps and resumes
+from a checkpoint of this stage at the same position in the epoch.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from rmsd.errors import check_known_keys
 from rmsd.models.inputs import EncodedPrompt, VideoPromptEncoder
 from rmsd.train.checkpoint import capture_rng, restore_rng
 from rmsd.train.context import StepLogger, TrainContext, run_step_hooks
+from rmsd.train.data import EpochBatchSampler, make_loader, steps_for
 from rmsd.train.dist import Runtime
 from rmsd.train.engine import Engine, ExecConfig
 from rmsd.train.losses import logits_window, sft_loss
@@ -35,7 +40,7 @@ log = get_logger(__name__)
 
 ON_NAN = ("fail", "skip")
 RANK_SEED_STRIDE = 7919
-"""Rank r draws batches from seed + r * RANK_SEED_STRIDE (rank 0 keeps the one-process stream)."""
+"""Rank r seeds its own random draws (Stage-2 rollouts and pool matching) with seed + r * RANK_SEED_STRIDE."""
 
 
 @dataclass
@@ -43,7 +48,11 @@ class SFTConfig:
     """Supervised fine-tuning hyper-parameters."""
 
     steps: int = 150
-    """Optimizer steps (each on ``batch_size`` examples drawn with replacement, seeded)."""
+    """Optimizer steps when ``epochs`` is null (batches continue through seeded epoch permutations)."""
+    epochs: float | None = None
+    """Passes over the examples; sets steps = ceil(epochs x examples / batch_size) (paper: 1)."""
+    num_workers: int = 0
+    """DataLoader worker processes reading and encoding batches (0: in the training process)."""
     batch_size: int = 32
     """Examples per step over all ranks (global batch; each rank takes batch_size / world_size)."""
     lr: float = 1e-3
@@ -78,6 +87,10 @@ class SFTConfig:
             raise ConfigError(f"sft.on_nan must be 'fail' or 'skip', got {cfg.on_nan!r}")
         if cfg.checkpoint_every < 0:
             raise ConfigError(f"sft.checkpoint_every must be >= 0, got {cfg.checkpoint_every}")
+        if cfg.epochs is not None and not cfg.epochs > 0:
+            raise ConfigError(f"sft.epochs must be > 0 or null, got {cfg.epochs}")
+        if cfg.num_workers < 0:
+            raise ConfigError(f"sft.num_workers must be >= 0, got {cfg.num_workers}")
         cfg.exec_config().validate("sft")
         return cfg
 
@@ -197,32 +210,31 @@ def _sft_step(eng: Engine, encoder: VideoPromptEncoder, prompts, targets, idx: l
     return total, n_tok, eng.step()
 
 
-def sft_train(model, encoder: VideoPromptEncoder, prompts: list[EncodedPrompt],
-              targets: list[torch.Tensor], cfg: SFTConfig, seed: int, log_path=None,
+def sft_train(model, encoder: VideoPromptEncoder, data, cfg: SFTConfig, seed: int, log_path=None,
               desc: str = "sft", *, ctx: TrainContext | None = None) -> dict:
     """Train ``model`` on (prompt, target) pairs with response-only cross-entropy.
 
     Args:
         model: a Qwen-VL ``...ForConditionalGeneration`` (trained in place; under ZeRO-3 read the
             weights through ``ctx.engines["policy"]``).
-        prompts: encoded prompts, one per example.
-        targets: token ids (S_r,) per example, end-of-turn included.
-        cfg: hyper-parameters.
-        seed: seeds the batch sampler (rank r: ``seed + r * RANK_SEED_STRIDE``).
+        data: the examples, ``data[i] = (EncodedPrompt, target ids (S_r,) with end-of-turn)``: a
+            :class:`~rmsd.train.data.SFTDataset` (read and encoded per batch) or a list.
+        cfg: hyper-parameters (``epochs`` set: steps = ceil(epochs x len(data) / batch_size)).
+        seed: seeds the epoch permutations (the same on every rank).
         log_path: JSONL file receiving one record per step (used when ``ctx`` is None).
         desc: stage name in logs and checkpoints.
         ctx: process layout, logger, checkpointer and the checkpoint to resume (None: one
             process, no checkpoints, log to ``log_path``).
 
     Returns:
-        Summary: steps, final_loss (mean of the last 10 applied steps), n_skipped_nan, seconds,
-        and resumed_at (the step resumed from, when resumed).
+        Summary: steps, epochs (passes over the examples), n_examples, final_loss (mean of the
+        last 10 applied steps), n_skipped_nan, seconds, and resumed_at (the step resumed from).
 
     Raises:
         TrainingError: no examples; a non-finite loss or gradient under ``on_nan="fail"``; every
             step skipped.
     """
-    if not prompts:
+    if not len(data):
         raise TrainingError(f"{desc}: SFT got no training examples (empty selection?)")
     own_ctx = ctx is None
     if ctx is None:
@@ -231,26 +243,28 @@ def sft_train(model, encoder: VideoPromptEncoder, prompts: list[EncodedPrompt],
     ex = cfg.exec_config()
     n_rank = per_rank(cfg.batch_size, rt, f"{desc}.batch_size")
     micro = min(ex.micro_batch_size or n_rank, n_rank)
-    gen = torch.Generator().manual_seed(seed + RANK_SEED_STRIDE * rt.rank)
+    n_steps = steps_for(cfg.epochs, len(data), cfg.batch_size) if cfg.epochs is not None else cfg.steps
     eng = Engine(model, cfg.lr, cfg.weight_decay, cfg.grad_clip, rt, ex,
                  micro_steps=math.ceil(n_rank / micro), batch_per_rank=n_rank, name="policy")
     ctx.engines["policy"] = eng
     start, n_nan, losses, elapsed = 0, 0, [], 0.0
     if (res := ctx.resume_for(desc)) is not None:
         eng.load_optimizer_state(res.load_optimizer("policy", rt, eng.sharded_optimizer))
-        restore_rng(*res.load_rng(rt), rt, sampler=gen)
+        restore_rng(*res.load_rng(rt), rt)
         start, n_nan = int(res.state["stage_step"]), int(res.state["n_skipped_nan"])
         losses, elapsed = list(res.state.get("loss_tail", [])), float(res.state.get("seconds", 0.0))
-        log.info("%s: resuming at step %d/%d from %s", desc, start, cfg.steps, res.path)
+        log.info("%s: resuming at step %d/%d from %s", desc, start, n_steps, res.path)
+    sampler = EpochBatchSampler(len(data), cfg.batch_size, rt.rank, rt.world_size, seed, start, n_steps)
+    loader = make_loader(data, sampler, cfg.num_workers)
     eng.train()
     t0 = time.time() - elapsed
     try:
-        for step in tqdm(range(start, cfg.steps), desc=desc, initial=start, total=cfg.steps,
-                         mininterval=5, disable=None if rt.is_main else True):
-            idx = torch.randint(len(prompts), (n_rank,), generator=gen).tolist()
-            lr = lr_at(step, cfg.steps, cfg.warmup_steps, cfg.lr)
+        for step, pairs in zip(tqdm(range(start, n_steps), desc=desc, initial=start, total=n_steps,
+                                    mininterval=5, disable=None if rt.is_main else True), loader):
+            prompts, targets = [p for p, _ in pairs], [t for _, t in pairs]
+            lr = lr_at(step, n_steps, cfg.warmup_steps, cfg.lr)
             eng.set_lr(lr)
-            loss, n_tok, norm = _sft_step(eng, encoder, prompts, targets, idx, micro)
+            loss, n_tok, norm = _sft_step(eng, encoder, prompts, targets, list(range(len(pairs))), micro)
             if loss is None or norm is None:
                 what = "loss" if loss is None else "gradient norm"
                 if cfg.on_nan == "fail":
@@ -262,30 +276,31 @@ def sft_train(model, encoder: VideoPromptEncoder, prompts: list[EncodedPrompt],
                     loss, n_tok = rt.all_sum([loss / rt.world_size, float(n_tok)])
                 losses.append(loss)
                 ctx.logger.write({"stage": desc, "step": step, "global_step": ctx.global_offset + step,
-                                  "loss": loss, "lr": lr, "tokens": int(n_tok), "grad_norm": norm,
+                                  "epoch": round(sampler.epoch_at(step), 4), "loss": loss, "lr": lr, "tokens": int(n_tok), "grad_norm": norm,
                                   "seconds": round(time.time() - t0, 3)},
                                  global_step=ctx.global_offset + step)
-                if step % max(1, cfg.steps // 10) == 0 or step == cfg.steps - 1:
-                    log.info("%s step %d/%d loss %.4f lr %.2e (%.1f s)", desc, step, cfg.steps, loss, lr,
+                if step % max(1, n_steps // 10) == 0 or step == n_steps - 1:
+                    log.info("%s step %d/%d loss %.4f lr %.2e (%.1f s)", desc, step, n_steps, loss, lr,
                              time.time() - t0)
             done = step + 1
             if ctx.checkpointer is not None and cfg.checkpoint_every and done % cfg.checkpoint_every == 0 \
-                    and done < cfg.steps:
+                    and done < n_steps:
                 state = {**ctx.base_state, "stage": desc, "stage_step": done, "n_skipped_nan": n_nan,
                          "loss_tail": losses[-10:], "seconds": round(time.time() - t0, 3),
                          "log_offset": ctx.logger.offset()}
                 ctx.checkpointer.save(ctx.global_offset + done, state, {"policy": eng},
                                       {"policy": lambda d: eng.module.save_pretrained(d / "policy")},
-                                      capture_rng(rt, sampler=gen))
+                                      capture_rng(rt))
             run_step_hooks(desc, step)
     finally:
         if own_ctx:
             ctx.logger.close()
-    if cfg.steps > start and n_nan >= cfg.steps:
-        raise TrainingError(f"{desc}: all {cfg.steps} steps were skipped for non-finite values; nothing trained")
+    if n_steps > start and n_nan >= n_steps:
+        raise TrainingError(f"{desc}: all {n_steps} steps were skipped for non-finite values; nothing trained")
     eng.eval()
     tail = losses[-10:]
-    out = {"steps": cfg.steps, "final_loss": sum(tail) / max(1, len(tail)), "n_skipped_nan": n_nan,
+    out = {"steps": n_steps, "epochs": round(sampler.epoch_at(n_steps), 4), "n_examples": len(data),
+           "final_loss": sum(tail) / max(1, len(tail)), "n_skipped_nan": n_nan,
            "seconds": round(time.time() - t0, 2), "world_size": rt.world_size}
     if start:
         out["resumed_at"] = start

@@ -3,19 +3,21 @@
 Per step, for each of B prompts: N student rollouts; each rollout S_i is paired with a pool response
 T_m(i), m(i) ~ p (section 3.6); a discriminator (scalar value head on the last token of a model
 initialised from the Stage-1 checkpoint) scores both and is trained online with the
-quality-weighted Bradley-Terry loss ``q_m(i) * -log sigmoid(D(T_m(i)) - D(S_i))``; the composite
+quality-weighted Bradley-Terry loss ``w_i * -log sigmoid(D(T_m(i)) - D(S_i))`` (``w_i = q_m(i)``,
+1 for open-ended pairs; ``disc_weight: uniform`` sets every w_i = 1); the composite
 reward ``R = alpha * D~ + beta * R_outer + eta * R_task + delta * R_content`` (D~ =
-sigmoid(D(S) - D(T_m)) by default, the raw D(S) as an option) is group-normalised over the N
+sigmoid((D(S) - D(T_m)) / d_temperature) by default; sigmoid(D(S)) and the raw D(S) as options) is group-normalised over the N
 rollouts of a prompt (GRPO) and optimised with a PPO-clipped surrogate plus a low-variance KL
 penalty to the frozen Stage-1 reference. The first ``disc_warmup_steps`` steps train only the
 discriminator. ``mode="rule"`` drops the discriminator (alpha = 0): the "original SFT+RL" baseline.
 
 Every step logs each reward component, the discriminator loss and accuracy (share of pairs with
-D(T) > D(S)), KL, clip fraction, response length and learning rates (JSONL, TensorBoard, progress
+D(T) > D(S)), the spread of D among the N rollouts of a prompt (``d_student_group_std``,
+``d_score_group_std``: what the group-normalised advantages can use), KL, clip fraction, response length and learning rates (JSONL, TensorBoard, progress
 bar), and where the step's time went: ``gen_seconds`` (sampling the rollouts), ``disc_seconds``,
 ``policy_seconds``, ``step_seconds`` and ``gen_share`` (gen / step), measured on rank 0 with the
-device synchronised. Prompts are split over ranks (each draws its own); other logged values are
-means over ranks. Log-probabilities project onto the vocabulary only over the response window
+device synchronised. Prompts come from seeded epoch permutations, each rank taking its slice of
+every step's prompts; other logged values are means over ranks. Log-probabilities project onto the vocabulary only over the response window
 (:func:`rmsd.train.losses.response_logprobs`).
 
 Dimension names: B prompts per step, N rollouts per prompt, M = B*N pairs, S sequence (tokens),
@@ -42,12 +44,15 @@ from rmsd.train.context import StepLogger, TrainContext, run_step_hooks
 from rmsd.train.dist import Runtime
 from rmsd.train.engine import Engine, ExecConfig, use_bf16
 from rmsd.train.loop import ON_NAN, RANK_SEED_STRIDE, collate_to, nonfinite, per_rank, to_device
+from rmsd.train.data import EpochBatchSampler, make_loader, steps_for
 from rmsd.train.losses import response_logprobs
 from rmsd.utils import get_logger
 
 log = get_logger(__name__)
 
-D_SCORES = ("sigmoid_diff", "raw")
+D_SCORES = ("sigmoid_diff", "sigmoid", "raw")
+DISC_WEIGHTS = ("quality", "uniform")
+HEAD_INITS = ("normal", "zeros")
 STAGE2_MODES = ("adversarial", "rule")
 ON_EMPTY_POOL = ("fail", "skip")
 
@@ -57,7 +62,12 @@ class RLConfig:
     """Stage-2 hyper-parameters (paper section 3.10; defaults for what the paper leaves open)."""
 
     steps: int = 40
-    """Policy-update steps (after the discriminator warm-up)."""
+    """Policy-update steps after the discriminator warm-up, when ``epochs`` is null."""
+    epochs: float | None = None
+    """Passes over the Stage-2 prompts; sets the total steps (warm-up included) to
+    ceil(epochs x prompts / prompts_per_step) (paper: 1 epoch of 60K at 128 = 469 steps)."""
+    num_workers: int = 0
+    """DataLoader worker processes reading and encoding prompts (0: in the training process)."""
     prompts_per_step: int = 4
     """B: prompts per step over all ranks (each rank takes B / world_size)."""
     rollouts: int = 8
@@ -89,7 +99,23 @@ class RLConfig:
     delta: float = 0.4
     """Weight of R_content (ground-truth metric, closed-ended only)."""
     d_score: str = "sigmoid_diff"
-    """"sigmoid_diff": sigmoid(D(S) - D(T_m)) in [0, 1]; "raw": D(S) (GAD)."""
+    """"sigmoid_diff": sigmoid((D(S) - D(T_m)) / d_temperature) in [0, 1]; "sigmoid":
+    sigmoid(D(S) / d_temperature); "raw": D(S) (GAD, relies on group normalisation)."""
+    d_temperature: float = 1.0
+    """Scale dividing D inside the sigmoid squashing (smaller: a sharper D term)."""
+    disc_weight: str = "quality"
+    """Weight of a pair in the discriminator loss: "quality" = q of the matched teacher response
+    (closed-ended; 1 for open-ended, paper 3.8 step 4), "uniform" = 1 for every pair (ablation rows
+    A-C, which have no quality weighting)."""
+    disc_head_init: str = "normal"
+    """Discriminator head initialisation: "normal" (std ``disc_head_std``, bias 0; verl/GAD's
+    critic head) or "zeros" (every score starts at 0; the head then learns only from its bias
+    and the raw hidden state at ``disc_lr``)."""
+    disc_head_std: float = 0.02
+    """Standard deviation of the "normal" head initialisation (Qwen initializer_range)."""
+    disc_head_lr: float | None = None
+    """Learning rate of the head alone (null: ``disc_lr``); a fresh head next to a pretrained
+    backbone usually needs a larger one."""
     on_nan: str = "fail"
     """Non-finite loss, score or gradient: "fail" raises, "skip" skips the update and counts it."""
     on_empty_pool: str = "fail"
@@ -107,6 +133,9 @@ class RLConfig:
     """torch.compile the language models (CUDA only)."""
     micro_batch_size: int = 0
     """Sequences per forward/backward on a rank (policy: rollouts; discriminator: pairs); 0 = all."""
+    rollout_batch_size: int = 0
+    """Prompts per generate call on a rank (each with its N rollouts; bounds the KV cache: at 4B,
+    2.7K tokens, 147 KB a token, 8 rollouts of one prompt hold 3.2 GB); 0 = all of the step's."""
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -114,6 +143,18 @@ class RLConfig:
         """Strict constructor: unknown keys or invalid choices raise :class:`ConfigError`."""
         check_known_keys(cls, d, "RL", exclude=frozenset({"extra"}))
         cfg = cls(**d)
+        if cfg.disc_weight not in DISC_WEIGHTS:
+            raise ConfigError(f"rl.disc_weight must be one of {DISC_WEIGHTS}, got {cfg.disc_weight!r}")
+        if cfg.disc_head_init not in HEAD_INITS:
+            raise ConfigError(f"rl.disc_head_init must be one of {HEAD_INITS}, got {cfg.disc_head_init!r}")
+        if not cfg.d_temperature > 0:
+            raise ConfigError(f"rl.d_temperature must be > 0, got {cfg.d_temperature}")
+        if cfg.epochs is not None and not cfg.epochs > 0:
+            raise ConfigError(f"rl.epochs must be > 0 or null, got {cfg.epochs}")
+        if cfg.num_workers < 0:
+            raise ConfigError(f"rl.num_workers must be >= 0, got {cfg.num_workers}")
+        if cfg.rollout_batch_size < 0:
+            raise ConfigError(f"rl.rollout_batch_size must be >= 0, got {cfg.rollout_batch_size}")
         if cfg.d_score not in D_SCORES:
             raise ConfigError(f"rl.d_score must be one of {D_SCORES}, got {cfg.d_score!r}")
         if cfg.on_nan not in ON_NAN:
@@ -141,14 +182,25 @@ class Discriminator(torch.nn.Module):
         backbone: the inner ``Qwen*VLModel`` (``ForConditionalGeneration.model``) of a copy of the
             Stage-1 checkpoint.
         hidden: its hidden size H.
+        init: "normal" (weight ~ N(0, std^2), bias 0) or "zeros".
+        std: standard deviation of the "normal" initialisation.
+        seed: seeds the head's initialisation (independent of the global RNG stream).
     """
 
-    def __init__(self, backbone: torch.nn.Module, hidden: int):
+    def __init__(self, backbone: torch.nn.Module, hidden: int, init: str = "normal", std: float = 0.02,
+                 seed: int = 0):
         super().__init__()
         self.backbone = backbone
         self.head = torch.nn.Linear(hidden, 1)
-        torch.nn.init.zeros_(self.head.weight)
         torch.nn.init.zeros_(self.head.bias)
+        if init == "zeros":
+            torch.nn.init.zeros_(self.head.weight)
+        elif init == "normal":
+            g = torch.Generator().manual_seed(seed)
+            with torch.no_grad():
+                self.head.weight.copy_(torch.randn(self.head.weight.shape, generator=g) * std)
+        else:
+            raise ConfigError(f"discriminator head init must be one of {HEAD_INITS}, got {init!r}")
 
     def gradient_checkpointing_enable(self, **kw) -> None:
         """Recompute the backbone's activations in backward (``gradient_checkpointing: true``)."""
@@ -182,17 +234,46 @@ def composite_reward(d: np.ndarray, r_outer: np.ndarray, r_task: np.ndarray, r_c
     return alpha * d + beta * r_outer + eta * r_task + delta * r_content
 
 
-def d_reward(d_student: np.ndarray, d_teacher: np.ndarray, how: str) -> np.ndarray:
-    """The discriminator term of the reward: sigmoid(D(S) - D(T_m)) or the raw D(S).
+def d_reward(d_student: np.ndarray, d_teacher: np.ndarray, how: str, temperature: float = 1.0) -> np.ndarray:
+    """The discriminator term of the reward (paper section 6 row 8).
+
+    "sigmoid_diff": sigmoid((D(S) - D(T_m)) / t); "sigmoid": sigmoid(D(S) / t); "raw": D(S).
 
     >>> d_reward(np.array([0.0, 2.0]), np.array([0.0, 2.0]), "sigmoid_diff").tolist()
     [0.5, 0.5]
     >>> d_reward(np.array([1.5]), np.array([0.0]), "raw").tolist()
     [1.5]
+    >>> round(float(d_reward(np.array([1.0]), np.array([0.0]), "sigmoid_diff", 0.5)[0]), 4)
+    0.8808
     """
+    s = d_student.astype(np.float64)
     if how == "raw":
-        return d_student.astype(np.float64)
-    return 1.0 / (1.0 + np.exp(-(d_student.astype(np.float64) - d_teacher)))
+        return s
+    x = s - d_teacher if how == "sigmoid_diff" else s
+    return 1.0 / (1.0 + np.exp(-x / temperature))
+
+
+def disc_weights(q: list[float], closed: list[bool], how: str) -> np.ndarray:
+    """Per-pair weights of the discriminator loss: q of the matched teacher response for
+    closed-ended pairs and 1 for open-ended ones ("quality", paper 3.8 step 4 and section 6 row 7),
+    or 1 everywhere ("uniform").
+
+    >>> disc_weights([0.5, 0.2], [True, False], "quality").tolist(), disc_weights([0.5], [True], "uniform").tolist()
+    ([0.5, 1.0], [1.0])
+    """
+    if how == "uniform":
+        return np.ones(len(q))
+    return np.array([float(x) if c else 1.0 for x, c in zip(q, closed)])
+
+
+def group_spread(x: np.ndarray, n: int) -> float:
+    """Mean over groups of the population std of ``x`` within each group of ``n`` consecutive values
+    (the spread of D among the N rollouts of one prompt: what GRPO's advantages can use).
+
+    >>> group_spread(np.array([0.0, 2.0, 1.0, 1.0]), 2)
+    0.5
+    """
+    return float(np.asarray(x, dtype=np.float64).reshape(-1, n).std(axis=1).mean())
 
 
 def grpo_advantages(rewards: np.ndarray, eps: float = 1e-6) -> np.ndarray:
@@ -275,7 +356,7 @@ def _now(rt: Runtime) -> float:
 
 
 def rl_train(policy, ref, disc: Discriminator | None, encoder: VideoPromptEncoder,
-             examples: list[RLExample], cfg: RLConfig, mode: str, reward_fn, seed: int,
+             examples, cfg: RLConfig, mode: str, reward_fn, seed: int,
              log_path=None, *, ctx: TrainContext | None = None) -> dict:
     """Run Stage 2 in place on ``policy``.
 
@@ -284,9 +365,12 @@ def rl_train(policy, ref, disc: Discriminator | None, encoder: VideoPromptEncode
         ref: frozen reference policy (Stage-1 checkpoint).
         disc: discriminator (``mode == "adversarial"``) or None (``mode == "rule"``: rule rewards
             only, the "original SFT+RL" baseline).
-        examples: Stage-2 inputs with their pools.
+        examples: Stage-2 inputs with their pools: an :class:`~rmsd.train.data.RLDataset` (read and
+            encoded per step) or a list of :class:`RLExample`. Each step takes the next
+            ``prompts_per_step`` of a seeded epoch permutation (:class:`~rmsd.train.data.EpochBatchSampler`).
         reward_fn: ``(text, item) -> (r_outer, r_task, r_content)``, each in [0, 1].
-        seed: seeds prompt sampling, pool matching and rollouts (rank r: + r * RANK_SEED_STRIDE).
+        seed: seeds the epoch permutations (all ranks) and pool matching and rollouts (rank r:
+            + r * RANK_SEED_STRIDE).
         log_path: JSONL receiving one record per step (used when ``ctx`` is None).
         ctx: process layout, logger, checkpointer, resume point (None: one process, no checkpoints).
 
@@ -300,22 +384,17 @@ def rl_train(policy, ref, disc: Discriminator | None, encoder: VideoPromptEncode
     """
     if mode not in STAGE2_MODES:
         raise ConfigError(f"stage2 mode must be one of {STAGE2_MODES}, got {mode!r}")
-    if not examples:
+    if not len(examples):
         raise TrainingError("Stage 2 got no examples (every pool empty after filtering?)")
     if mode == "adversarial" and disc is None:
         raise TrainingError("adversarial Stage 2 needs a discriminator")
-    if mode == "adversarial":
-        for e in examples:
-            if (why := check_pool(e)) is not None:
-                raise TrainingError(f"Stage 2: item {e.item.get('id')!r}: {why} (set rl.on_empty_pool: "
-                                    "skip to drop such items)")
     own_ctx = ctx is None
     if ctx is None:
         ctx = TrainContext(rt=Runtime(), logger=StepLogger(log_path))
     rt = ctx.rt
     ex = cfg.exec_config()
     N = cfg.rollouts
-    B = min(per_rank(cfg.prompts_per_step, rt, "rl.prompts_per_step"), len(examples))
+    B = per_rank(cfg.prompts_per_step, rt, "rl.prompts_per_step")
     M = B * N
     rng = np.random.default_rng(seed + RANK_SEED_STRIDE * rt.rank)
     torch.manual_seed(seed + RANK_SEED_STRIDE * rt.rank)
@@ -325,7 +404,8 @@ def rl_train(policy, ref, disc: Discriminator | None, encoder: VideoPromptEncode
     dsc = None
     if disc is not None:
         dsc = Engine(disc, cfg.disc_lr, 0.0, cfg.grad_clip, rt, ex, name="disc", batch_per_rank=M,
-                     micro_steps=len(_chunks(M, ex.micro_batch_size)))
+                     micro_steps=len(_chunks(M, ex.micro_batch_size)),
+                     prefix_lrs={"head.": cfg.disc_head_lr} if cfg.disc_head_lr is not None else None)
     ctx.engines.update(policy=pol, **({"disc": dsc} if dsc is not None else {}))
     ref.to(rt.device)
     if use_bf16(ex, rt):
@@ -334,7 +414,14 @@ def rl_train(policy, ref, disc: Discriminator | None, encoder: VideoPromptEncode
     for p in ref.parameters():
         p.requires_grad_(False)
     n_warm = cfg.disc_warmup_steps if disc is not None else 0
-    total = n_warm + cfg.steps
+    if cfg.epochs is not None:
+        total = steps_for(cfg.epochs, len(examples), cfg.prompts_per_step)
+        if total <= n_warm:
+            raise ConfigError(f"rl.epochs = {cfg.epochs} over {len(examples)} prompts gives {total} steps, "
+                              f"not more than the {n_warm} discriminator warm-up steps: no policy update")
+    else:
+        total = n_warm + cfg.steps
+    n_policy = total - n_warm
     start, n_nan, n_nan_disc, elapsed, last = 0, 0, 0, 0.0, {}
     if (res := ctx.resume_for("stage2")) is not None:
         pol.load_optimizer_state(res.load_optimizer("policy", rt, pol.sharded_optimizer))
@@ -346,19 +433,24 @@ def rl_train(policy, ref, disc: Discriminator | None, encoder: VideoPromptEncode
         last = dict(res.state.get("last", {}))
         log.info("stage2: resuming at step %d/%d from %s", start, total, res.path)
     synced = pol.zero_stage == 3 and rt.distributed
+    sampler = EpochBatchSampler(len(examples), cfg.prompts_per_step, rt.rank, rt.world_size, seed, start, total)
+    loader = iter(make_loader(examples, sampler, cfg.num_workers))
     t0 = time.time() - elapsed
     bar = tqdm(range(start, total), desc=f"rl-{mode}", initial=start, total=total, mininterval=5,
                disable=None if rt.is_main else True)
     try:
         for step in bar:
             t_step = _now(rt)
-            chosen = rng.choice(len(examples), size=B, replace=False)
-            exs = [examples[i] for i in chosen]
+            exs = next(loader)
+            if mode == "adversarial" and (why := next((w for e in exs if (w := check_pool(e))), None)):
+                raise TrainingError(f"Stage 2: {why} (set rl.on_empty_pool: skip to drop such items)")
             pol.eval()
+            groups = []
             with pol.generation_context():
-                groups = generate(pol.module, encoder, [e.prompt for e in exs], n=N, do_sample=True,
-                                  max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
-                                  top_p=1.0, top_k=0, device=rt.device, synced_gpus=synced)
+                for sl in _chunks(len(exs), cfg.rollout_batch_size):
+                    groups += generate(pol.module, encoder, [e.prompt for e in exs[sl]], n=N, do_sample=True,
+                                       max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
+                                       top_p=1.0, top_k=0, device=rt.device, synced_gpus=synced)
             t_gen = _now(rt)
             prompts_rep = [e.prompt for e in exs for _ in range(N)]
             resp_ids = [torch.tensor(g["ids"] or [encoder.eos_id], dtype=torch.long)
@@ -378,8 +470,9 @@ def rl_train(policy, ref, disc: Discriminator | None, encoder: VideoPromptEncode
                 matched = [int(rng.choice(len(e.pool_texts), p=e.pool_p)) for e in exs for _ in range(N)]
                 ex_rep = [e for e in exs for _ in range(N)]
                 t_ids = encoder.tokenize_responses([e.pool_texts[m] for e, m in zip(ex_rep, matched)])
-                w = torch.tensor([float(e.pool_q[m]) if is_closed(e.item["task_type"]) else 1.0
-                                  for e, m in zip(ex_rep, matched)], device=rt.device)
+                w = torch.tensor(disc_weights([float(e.pool_q[m]) for e, m in zip(ex_rep, matched)],
+                                              [is_closed(e.item["task_type"]) for e in ex_rep], cfg.disc_weight),
+                                 dtype=torch.float32, device=rt.device)
                 d_s, d_t, d_loss, d_norm = _disc_step(dsc, encoder, prompts_rep, resp_ids, t_ids, w)
                 t_disc = _now(rt)
                 if d_loss is None or d_norm is None:
@@ -390,10 +483,13 @@ def rl_train(policy, ref, disc: Discriminator | None, encoder: VideoPromptEncode
                     skip_policy = d_loss is None  # no usable D term for the reward either
                     log.warning("stage2: non-finite %s at step %d: skipped (%d so far)", what, step, n_nan_disc)
                 if d_s is not None:
-                    d_term = d_reward(d_s, d_t, cfg.d_score)
+                    d_term = d_reward(d_s, d_t, cfg.d_score, cfg.d_temperature)
                     stats.update(disc_loss=d_loss if d_loss is not None else float("nan"),
                                  disc_acc=float(np.mean(d_t > d_s)), d_student=float(d_s.mean()),
                                  d_teacher=float(d_t.mean()), d_score=float(d_term.mean()),
+                                 d_student_group_std=group_spread(d_s, N),
+                                 d_score_group_std=group_spread(d_term, N),
+                                 disc_weight_mean=float(w.mean()),
                                  disc_grad_norm=d_norm if d_norm is not None else float("nan"))
             rewards = composite_reward(d_term, rules[:, 0], rules[:, 1], rules[:, 2], alpha,
                                        cfg.beta, cfg.eta, cfg.delta)
@@ -447,11 +543,13 @@ def rl_train(policy, ref, disc: Discriminator | None, encoder: VideoPromptEncode
         bar.close()
         if own_ctx:
             ctx.logger.close()
-    if cfg.steps > 0 and n_nan >= cfg.steps:
-        raise TrainingError(f"Stage 2: all {cfg.steps} policy steps were skipped for non-finite values")
+    if n_policy > 0 and n_nan >= n_policy:
+        raise TrainingError(f"Stage 2: all {n_policy} policy steps were skipped for non-finite values")
     pol.eval()
-    return {"steps": cfg.steps, "disc_warmup_steps": n_warm, "mode": mode, "d_score": cfg.d_score,
-            "alpha": alpha, "n_skipped_nan": n_nan, "n_skipped_nan_disc": n_nan_disc,
+    return {"steps": n_policy, "epochs": round(sampler.epoch_at(total), 4), "n_examples": len(examples),
+            "disc_warmup_steps": n_warm, "mode": mode, "d_score": cfg.d_score,
+            "d_temperature": cfg.d_temperature, "disc_weight": cfg.disc_weight,
+            "disc_head_init": cfg.disc_head_init, "alpha": alpha, "n_skipped_nan": n_nan, "n_skipped_nan_disc": n_nan_disc,
             "world_size": rt.world_size, "seconds": round(time.time() - t0, 2),
             "last": last, **({"resumed_at": start} if start else {})}
 

@@ -1,5 +1,10 @@
 """Train one variant: Stage 1 (SFT on selected targets) then Stage 2 (adversarial or rule RL).
 
+Data: the distill items are split into disjoint Stage-1 and Stage-2 sets (``stage1.n_items`` /
+``stage2.n_items``, :func:`rmsd.train.data.stage_split`); each stage's selection records are checked
+once and indexed by byte offset, then read, joined with their frames (``rmsd.frames.FrameStore``)
+and encoded per batch (:mod:`rmsd.train.data`), so memory does not grow with the selection.
+
 Reads the resolved variant config written by the ``train_config`` rule. Everything is written into
 ``<out>.tmp/`` and renamed over ``<out>`` only at the end: the final policy (``save_pretrained``,
 safetensors), ``train_log.jsonl``, ``tb/`` (TensorBoard), ``summary.json`` and
@@ -20,21 +25,22 @@ import os
 import shutil
 from pathlib import Path
 
-import numpy as np
 import yaml
 
-from rmsd.errors import ConfigError, DataError, TrainingError
-from rmsd.io import atomic_write_json, read_jsonl
+from rmsd.errors import ConfigError, TrainingError
+from rmsd.frames import open_frames
+from rmsd.io import atomic_write_json
 from rmsd.models.factory import load_model
 from rmsd.models.inputs import VideoPromptEncoder
 from rmsd.scoring import ScoringConfig, score_response
 from rmsd.tasks import is_closed
 from rmsd.train.checkpoint import CHECKPOINT_DIR, STAGE1_FINAL, Checkpoint, Checkpointer, _fsync_dir
 from rmsd.train.context import StepLogger, TrainContext
-from rmsd.train.data import load_items_with_frames
+from rmsd.train.data import RLDataset, SFTDataset, scan_selection, stage_split, steps_for
 from rmsd.train.dist import Runtime, init_runtime
+from rmsd.train.engine import use_bf16
 from rmsd.train.loop import SFTConfig, sft_train
-from rmsd.train.rl import Discriminator, RLConfig, RLExample, check_pool, load_discriminator, rl_train
+from rmsd.train.rl import Discriminator, RLConfig, load_discriminator, rl_train
 from rmsd.utils import get_logger, seed_everything, set_threads
 
 log = get_logger(__name__)
@@ -43,16 +49,17 @@ REQUIRED_KEYS = ("student_init", "selection", "items", "frames", "template", "sc
                  "stage2", "seed")
 RUNTIME_KEYS = ("threads",)
 """Config keys that may change between a run and its resumption."""
-STAGE1_KEYS = ("enabled", "sft", "on_missing_frames")
+STAGE1_KEYS = ("enabled", "sft", "on_missing_frames", "n_items", "split_seed")
 
 
-def load_weights(path: str | Path):
-    """A model (no processor) from a ``save_pretrained`` directory: safetensors only, fp32."""
+def load_weights(path: str | Path, bf16: bool = False):
+    """A model (no processor) from a ``save_pretrained`` directory: safetensors only, fp32 (bf16 when
+    ``bf16``: frozen or DeepSpeed-managed copies, half the host and device memory)."""
     import torch
     from transformers import AutoModelForImageTextToText
 
-    return AutoModelForImageTextToText.from_pretrained(path, dtype=torch.float32, local_files_only=True,
-                                                       use_safetensors=True)
+    return AutoModelForImageTextToText.from_pretrained(path, dtype=torch.bfloat16 if bf16 else torch.float32,
+                                                       local_files_only=True, use_safetensors=True)
 
 
 def make_reward_fn(scoring: ScoringConfig):
@@ -120,48 +127,41 @@ def _prepare_tmp(cfg: dict, tmp: Path, rt: Runtime) -> bool:
     return bool(rt.broadcast(resume))
 
 
-def _load_selection(cfg: dict, rt: Runtime) -> tuple[list[dict], list[dict], list, list, dict]:
-    """Selected records with their items, frames and manifest records; counts of what was dropped.
+def _stage_indexes(cfg: dict, mode: str, rl_cfg) -> tuple:
+    """Stage-1 and Stage-2 :class:`~rmsd.train.data.StageIndex` (None for a stage that does not
+    run) over the disjoint item split of ``stage1.n_items`` / ``stage2.n_items``, and the counts of
+    what was left out.
 
     Raises:
         DataError: a record names an unknown item, lacks frames, or has an empty pool / no SFT
-            target, under the "fail" policies.
-        TrainingError: nothing is left to train on.
+            target / (adversarial Stage 2) an unusable matching distribution, under the "fail"
+            policies.
+        TrainingError: nothing is left for a stage that runs.
+        ConfigError: the split sizes exceed the items.
     """
-    selection = read_jsonl(cfg["selection"], required=("item_id", "sft_target", "pool"))
-    if not selection:
-        raise TrainingError(f"{cfg['selection']}: no item survived selection; nothing to train on")
-    on_missing = cfg["stage1"].get("on_missing_frames", cfg.get("on_missing_frames", "fail"))
-    on_empty = cfg["stage2"].get("rl", {}).get("on_empty_pool", "fail")
-    ids = {r["item_id"] for r in selection}
-    items, frames, _, metas = load_items_with_frames(cfg["items"], cfg["frames"], on_missing="skip",
-                                                     only=ids, with_meta=True)
-    by_id = {it["id"]: (it, fr, m) for it, fr, m in zip(items, frames, metas)}
-    known = {it["id"] for it in read_jsonl(cfg["items"], required=("id",))}
-    kept, counts = [], {"n_missing_frames": 0, "n_empty_pool": 0}
-    for lineno, rec in enumerate(selection, 1):
-        where = f"{cfg['selection']}:{lineno}: item {rec['item_id']!r}"
-        if rec["item_id"] not in known:
-            raise DataError(f"{where} not in {cfg['items']}")
-        if rec["item_id"] not in by_id:
-            if on_missing == "fail":
-                raise DataError(f"{where} has no frames in {cfg['frames']}/manifest.jsonl (set "
-                                "stage1.on_missing_frames: skip to leave it out)")
-            counts["n_missing_frames"] += 1
-            continue
-        if not rec["pool"] or not isinstance(rec["sft_target"], str):  # "" is a (raw, empty) response
-            if on_empty == "fail":
-                raise DataError(f"{where} has an empty pool or no SFT target (set "
-                                "stage2.rl.on_empty_pool: skip to leave it out)")
-            counts["n_empty_pool"] += 1
-            continue
-        kept.append(rec)
-    if not kept:
-        raise TrainingError(f"{cfg['selection']}: every selected item was dropped ({counts}); nothing to train on")
-    if rt.is_main and (counts["n_missing_frames"] or counts["n_empty_pool"]):
-        log.warning("selection: left out %s", counts)
-    return (kept, [by_id[r["item_id"]][0] for r in kept], [by_id[r["item_id"]][1] for r in kept],
-            [by_id[r["item_id"]][2] for r in kept], counts)
+    s1, s2 = cfg["stage1"], cfg["stage2"]
+    on_missing = s1.get("on_missing_frames", cfg.get("on_missing_frames", "fail"))
+    on_empty = s2.get("rl", {}).get("on_empty_pool", "fail")
+    ids1, ids2 = stage_split(cfg["items"], s1.get("n_items"), s2.get("n_items"), int(s1.get("split_seed", 0)))
+    store = open_frames(cfg["frames"])
+    common = dict(on_missing=on_missing, on_empty=on_empty, store=store)
+    idx1 = idx2 = None
+    if s1.get("enabled", True):
+        idx1 = scan_selection(cfg["selection"], cfg["items"], cfg["frames"], ids1, need_pool=False, sft=True,
+                              **common)
+    if mode != "none":
+        idx2 = scan_selection(cfg["selection"], cfg["items"], cfg["frames"], ids2,
+                              need_pool=mode == "adversarial", sft=False, **common)
+    both = [ix for ix in (idx1, idx2) if ix is not None]
+    agg = sum if ids1 is not None else max  # disjoint stages add up; shared items are counted once
+    counts = {k: agg(ix.counts.get(k, 0) for ix in both) for k in ("n_missing_frames", "n_empty_pool")}
+    counts["n_items"] = agg(ix.n_records for ix in both)
+    counts["stage1_items"] = idx1.n_records if idx1 is not None else 0
+    counts["stage1_examples"] = len(idx1) if idx1 is not None else 0
+    counts["stage2_items"] = idx2.n_records if idx2 is not None else 0
+    counts["split"] = {"stage1_n_items": s1.get("n_items"), "stage2_n_items": s2.get("n_items"),
+                       "disjoint": ids1 is not None}
+    return idx1, idx2, counts
 
 
 def _write_stage1_final(ckpt_root: Path, eng, rt: Runtime, state: dict) -> Path:
@@ -231,9 +231,11 @@ def train_variant(cfg: dict, out_dir: str, rt: Runtime | None = None) -> dict:
 
     policy, processor = load_model(cfg["student_init"])
     encoder = VideoPromptEncoder(processor, cfg["template"])
-    selection, sel_items, sel_frames, sel_meta, counts = _load_selection(cfg, rt)
-    prompts = encoder.encode(sel_items, sel_frames, metadata=sel_meta)
-    summary: dict = {"n_examples": len(selection), **counts, "seed": seed, "world_size": rt.world_size,
+    idx1, idx2, counts = _stage_indexes(cfg, mode, rl_cfg)
+    if rt.is_main and (counts["n_missing_frames"] or counts["n_empty_pool"]):
+        log.warning("selection: left out n_missing_frames=%d n_empty_pool=%d", counts["n_missing_frames"],
+                    counts["n_empty_pool"])
+    summary: dict = {"n_examples": counts.pop("n_items"), **counts, "seed": seed, "world_size": rt.world_size,
                      "stage1_deepspeed": sft_cfg.deepspeed, "resumed_from": None}
     if resume_point is not None:
         summary["resumed_from"] = {"path": resume_point.path.name, "stage": resume_point.state["stage"],
@@ -244,17 +246,17 @@ def train_variant(cfg: dict, out_dir: str, rt: Runtime | None = None) -> dict:
                         truncate_to=resume_point.state.get("log_offset") if resume_point else 0,
                         purge_step=resume_point.state.get("global_step") if resume_point else None)
     ctx = TrainContext(rt=rt, logger=logger, checkpointer=checkpointer)
-    examples = _rl_examples(sel_items, prompts, selection, mode, rl_cfg, summary) if mode != "none" else []
-    n1 = sft_cfg.steps if s1_on else 0
+    examples = RLDataset(idx2, encoder) if idx2 is not None else None
+    stage1_data = SFTDataset(idx1, encoder) if idx1 is not None else None
+    n1 = (steps_for(sft_cfg.epochs, len(stage1_data), sft_cfg.batch_size) if sft_cfg.epochs is not None
+          else sft_cfg.steps) if s1_on else 0
     final_eng = None
     try:
         if s1_on and not s1_done:
             ctx.resume = latest if latest is not None and latest.stage == "stage1" else None
             if ctx.resume is not None:
                 policy = load_weights(ctx.resume.path / "policy")
-            targets = encoder.tokenize_responses([r["sft_target"] for r in selection])
-            summary["stage1"] = sft_train(policy, encoder, prompts, targets, sft_cfg, seed,
-                                          desc="stage1", ctx=ctx)
+            summary["stage1"] = sft_train(policy, encoder, stage1_data, sft_cfg, seed, desc="stage1", ctx=ctx)
             final_eng = ctx.engines.pop("policy")
             if mode != "none":
                 _write_stage1_final(ckpt_root, final_eng, rt,
@@ -266,12 +268,19 @@ def train_variant(cfg: dict, out_dir: str, rt: Runtime | None = None) -> dict:
         if mode != "none":
             final_eng = None
             init_dir = s1_final if s1_on else Path(cfg["student_init"])
-            ref = load_weights(init_dir)
+            # the frozen reference only runs forward: bf16 on CUDA (it was cast there anyway), loaded
+            # so directly: 2 instead of 4 bytes a parameter on the host of every rank
+            ref_bf16 = use_bf16(rl_cfg.exec_config(), rt)
+            ref = load_weights(init_dir, bf16=ref_bf16)
             ctx.resume = latest if latest is not None and latest.stage == "stage2" else None
             policy = load_weights(ctx.resume.path / "policy" if ctx.resume is not None else init_dir)
             disc = None
             if mode == "adversarial":  # fresh scalar head on a copy of the Stage-1 model
-                disc = Discriminator(copy.deepcopy(ref.model), ref.config.text_config.hidden_size)
+                # trained, so fp32 weights unless DeepSpeed keeps the fp32 master copy itself
+                src = ref if not ref_bf16 or rl_cfg.deepspeed else load_weights(init_dir)
+                disc = Discriminator(copy.deepcopy(src.model) if src is ref else src.model,
+                                     ref.config.text_config.hidden_size,
+                                     init=rl_cfg.disc_head_init, std=rl_cfg.disc_head_std, seed=seed)
                 if ctx.resume is not None:
                     load_discriminator(disc, ctx.resume.path / "disc.safetensors")
             ctx.global_offset = n1
@@ -300,23 +309,3 @@ def train_variant(cfg: dict, out_dir: str, rt: Runtime | None = None) -> dict:
         tmp.rename(out)
     rt.barrier()
     return summary
-
-
-def _rl_examples(items, prompts, selection, mode: str, rl_cfg: RLConfig, summary: dict) -> list[RLExample]:
-    """Stage-2 inputs; pools that cannot be sampled from fail or are skipped (``on_empty_pool``)."""
-    examples, n_bad = [], 0
-    for it, p, r in zip(items, prompts, selection):
-        e = RLExample(item=it, prompt=p, pool_texts=[x["text"] for x in r["pool"]],
-                      pool_q=np.array([x["q"] for x in r["pool"]], dtype=float),
-                      pool_p=np.array([x["p"] for x in r["pool"]], dtype=float))
-        if mode == "adversarial" and (why := check_pool(e)) is not None:
-            if rl_cfg.on_empty_pool == "fail":
-                raise DataError(f"item {it['id']!r}: {why} (set stage2.rl.on_empty_pool: skip to leave it out)")
-            n_bad += 1
-            continue
-        e.pool_p = e.pool_p / e.pool_p.sum() if e.pool_p.sum() > 0 else e.pool_p
-        examples.append(e)
-    summary["n_empty_pool"] = summary.get("n_empty_pool", 0) + n_bad
-    if not examples:
-        raise TrainingError("Stage 2: no example has a usable pool")
-    return examples
