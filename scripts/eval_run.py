@@ -16,4 +16,5 @@ with log_to(snakemake.log[0]):
         seed=int(snakemake.wildcards.seed),
         threads=snakemake.threads,
         frames_meta=snakemake.params.frames,
+        engine=snakemake.params.engine,
     )
