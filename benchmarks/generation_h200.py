@@ -181,13 +181,20 @@ def run_vllm(model_dir: str, settings: list[dict], data: dict, args) -> dict:
     log(f"vllm {vllm.__version__}: engine up in {start_s:.1f} s")
     gen = VLLMGenerator(teacher.engine, teacher.encoder)
     out = {"engine_start_s": round(start_s, 1), "vllm_version": vllm.__version__}
-    warmed = set()
     for s in settings:
         items, frs, recs = data[s["name"]]
-        if s["frames"] not in warmed:  # first call at a frame count: processor and encoder warm-up
-            wi, wf, wr = data[f"warm{s['frames']}"]
-            teacher.generate(wi, wf, 2, SamplingParams(max_new_tokens=8), seed=1, metadata=wr)
-            warmed.add(s["frames"])
+        # warm-up of the same shape (items x n, sampling or greedy) on other frames: vLLM compiles
+        # Triton kernels (top-k/top-p sampling, vision rotary) at the first batch of a new shape;
+        # a 2-item warm-up left a 9.5 s compile inside the first timed call (2026-12-04 run)
+        wi, wf, wr = data[f"warm{s['frames']}"]
+        wi, wf, wr = (wi * len(items))[:len(items)], (wf * len(items))[:len(items)], (wr * len(items))[:len(items)]
+        wi = [{**it, "id": f"{it['id']}-{j}"} for j, it in enumerate(wi)]
+        t_w = time.perf_counter()
+        if s["kind"] == "sample":
+            teacher.generate(wi, wf, s["n"], SamplingParams(max_new_tokens=16), seed=1, metadata=wr)
+        else:
+            gen(wi, wf, n=1, do_sample=False, max_new_tokens=16, metadata=wr)
+        log(f"vllm {s['name']}: warm-up {time.perf_counter() - t_w:.1f} s")
         params = SamplingParams(temperature=0.7, top_p=0.8, top_k=20, max_new_tokens=args.new_tokens)
         before = (teacher.engine.n_prompt_tokens, teacher.engine.n_requests)
         t = time.perf_counter()
