@@ -33,6 +33,8 @@ rule eval_run:
         frames=config["frames"],
         engine=eval_engine,
     threads: 1
+    conda:
+        lambda wc: "../envs/vllm.yaml" if eval_engine(wc)["backend"] == "vllm" else None
     resources:
         **rule_resources("eval_run", teacher_rule="sample_teacher"),
     script:

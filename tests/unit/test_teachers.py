@@ -477,7 +477,7 @@ def _vllm_importable() -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not _vllm_importable(), reason="vllm is not installed (optional extra: pip install -e .[vllm])")
+@pytest.mark.skipif(not _vllm_importable(), reason="vllm is not installed (its own environment: bash setup.sh --vllm)")
 def test_vllm_engine_samples_tiny_model(tmp_path, tiny_model_dir):
     ds = make_dataset(tmp_path)
     sp = TeacherSpec.from_config("v", {"backend": "vllm", "path": str(tiny_model_dir), "dtype": "float32",
