@@ -195,13 +195,14 @@ def run_vllm(model_dir: str, settings: list[dict], data: dict, args) -> dict:
         else:
             gen(wi, wf, n=1, do_sample=False, max_new_tokens=16, metadata=wr)
         log(f"vllm {s['name']}: warm-up {time.perf_counter() - t_w:.1f} s")
-        params = SamplingParams(temperature=0.7, top_p=0.8, top_k=20, max_new_tokens=args.new_tokens)
+        mnt = s.get("new_tokens", args.new_tokens)
+        params = SamplingParams(temperature=0.7, top_p=0.8, top_k=20, max_new_tokens=mnt)
         before = (teacher.engine.n_prompt_tokens, teacher.engine.n_requests)
         t = time.perf_counter()
         if s["kind"] == "sample":
             res = teacher.generate(items, frs, s["n"], params, seed=0, metadata=recs)
         else:
-            res = gen(items, frs, n=1, do_sample=False, max_new_tokens=args.new_tokens, metadata=recs)
+            res = gen(items, frs, n=1, do_sample=False, max_new_tokens=mnt, metadata=recs)
         secs = time.perf_counter() - t
         n_tok = sum(g["n_tokens"] for r in res for g in r)
         n_prompt = (teacher.engine.n_prompt_tokens - before[0]) / max(1, teacher.engine.n_requests - before[1])
@@ -255,6 +256,7 @@ def main(argv=None) -> int:
     ap.add_argument("--max-model-len", type=int, default=16384)
     ap.add_argument("--max-num-seqs", type=int, default=256)
     ap.add_argument("--vllm-items", type=int, default=64, help="items of the extra vLLM-only sampling row (0: none)")
+    ap.add_argument("--long-tokens", type=int, default=0, help="new tokens of an extra vLLM-only sampling row (0: none)")
     ap.add_argument("--skip", default="", help="comma list of engines to skip: hf, vllm")
     ap.add_argument("--model-dir", default="/tmp/rmsd-gen-bench-model")
     args = ap.parse_args(argv)
@@ -270,6 +272,10 @@ def main(argv=None) -> int:
         f = frame_counts[0]
         settings.append({"name": f"sample_k{args.k}_f{f}_{args.vllm_items}items", "kind": "sample",
                          "n": args.k, "frames": f, "items": args.vllm_items, "engines": ("vllm",)})
+    if args.long_tokens:  # vLLM only: the paper's generation limit, decode-dominated
+        f = frame_counts[0]
+        settings.append({"name": f"sample_k{args.k}_f{f}_{args.long_tokens}tok", "kind": "sample",
+                         "n": args.k, "frames": f, "new_tokens": args.long_tokens, "engines": ("vllm",)})
     data = {}
     for j, s in enumerate(settings):
         data[s["name"]] = make_items(s["name"], s.get("items", args.items), s["frames"], args.px, seed=j)
@@ -294,11 +300,12 @@ def main(argv=None) -> int:
     for s in settings:
         pt = (vl.get(s["name"]) or hf.get(s["name"]) or {}).get("prompt_tokens") or 0
         n_items = s.get("items", args.items)
-        r = {"items": n_items, "n": s["n"], "frames": s["frames"], "new_tokens": args.new_tokens,
+        mnt = s.get("new_tokens", args.new_tokens)
+        r = {"items": n_items, "n": s["n"], "frames": s["frames"], "new_tokens": mnt,
              "prompt_tokens": pt,
              "hf_tok_s": (hf.get(s["name"]) or {}).get("tok_s"),
              "vllm_tok_s": (vl.get(s["name"]) or {}).get("tok_s"),
-             "bound_tok_s": round(bound_tok_s(info, n_items * s["n"], pt, args.new_tokens), 1)}
+             "bound_tok_s": round(bound_tok_s(info, n_items * s["n"], pt, mnt), 1)}
         res["settings"][s["name"]] = r
     write(args.out, res)
     print(table(res), flush=True)
