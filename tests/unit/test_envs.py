@@ -4,6 +4,7 @@ pip's resolver accepts both (and refuses the one environment that would hold vLL
 vLLM jobs re-run in the configured interpreter."""
 
 import json
+import os
 import subprocess
 import sys
 import tomllib
@@ -52,7 +53,7 @@ def _resolve(tmp_path, reqs: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
          "--report", str(tmp_path / "report.json"), "-r", str(tmp_path / "req.txt")],
-        capture_output=True, text=True, env={**__import__("os").environ, "DS_BUILD_OPS": "0"})
+        capture_output=True, text=True, env={**os.environ, "DS_BUILD_OPS": "0"})
 
 
 @pytest.mark.slow
