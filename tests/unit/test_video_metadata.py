@@ -243,3 +243,36 @@ def test_evaluation_engine_selection():
         engine_for({"dtype": "fp8"})
     with pytest.raises(ConfigError, match=r"evaluation.vllm: unknown vllm engine key"):
         engine_for({"backend": "vllm", "vllm": {"tp": 8}})
+
+
+def test_evaluate_through_the_vllm_engine(tmp_path, qwen3_dir, monkeypatch):
+    """evaluate() with engine backend vllm: one engine for the job, greedy (temperature 0, n=1)
+    and pass@k (n samples, seeded per item) requests carrying each item's manifest metadata;
+    the engine's counters in metrics.json."""
+    from rmsd.evaluation import evaluate
+
+    fake = FakeVLLM()
+    monkeypatch.setitem(sys.modules, "vllm", fake)
+    items = [{**ITEM, "id": f"v{i}", "dataset": "synth-test", "video": f"vid{i}.mp4"} for i in range(3)]
+    write_jsonl(tmp_path / "items.jsonl", items)
+    fdir = tmp_path / "frames"
+    fdir.mkdir()
+    np.save(fdir / "frames.npy", np.random.default_rng(1).integers(0, 256, (3, 8, 64, 64, 3), dtype=np.uint8))
+    recs = [{**CFR, "item_id": it["id"], "row": i, "num_frames": 8, "policy": "uniform"}
+            for i, it in enumerate(items)]
+    write_jsonl(fdir / "manifest.jsonl", recs)
+    m = evaluate(str(qwen3_dir), str(tmp_path / "items.jsonl"), str(fdir), str(tmp_path / "out"),
+                 {"max_new_tokens": 5, "batch_size": 2, "pass_k_samples": 2, "bootstrap": 10},
+                 {"template": "answer_only"}, "answer_only", seed=0,
+                 engine={"backend": "vllm", "max_model_len": 4096, "enforce_eager": True})
+    assert len(fake.engines) == 1 and fake.engines[0]["max_model_len"] == 4096
+    assert fake.engines[0]["enforce_eager"] is True
+    # two batches (2 + 1 items), each a greedy and a pass@k call
+    assert [(len(p), s[0].kw["n"], s[0].kw["temperature"]) for p, s in fake.generated] == [
+        (2, 1, 0.0), (2, 2, 1.0), (1, 1, 0.0), (1, 2, 1.0)]
+    for prompts, _ in fake.generated:
+        for p in prompts:
+            assert p["multi_modal_data"]["video"][1] == video_metadata(CFR)
+    assert m["n_items"] == 3 and m["engine"]["backend"] == "vllm"
+    assert m["engine_stats"]["n_requests"] == 6
+    assert m["engine_stats"]["n_generated_tokens"] == 3 * 2 + 3 * (2 + 3)  # fake: j + 2 tokens
