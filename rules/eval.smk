@@ -1,6 +1,15 @@
 from rmsd.evaluation.benchmarks import check_evaluation_config, eval_params
+from rmsd.evaluation.run import engine_for
 
 check_evaluation_config(config["evaluation"])
+engine_for(config["evaluation"])  # a bad evaluation.backend / vllm setting fails at parse time
+
+
+def eval_engine(wildcards):
+    """The generation engine of an evaluation: evaluation.backend, or for a teacher evaluated as
+    is (variant teacher-NAME) that teacher's own sampling backend and engine settings."""
+    teacher = variant_cfg(wildcards.variant).get("teacher")
+    return engine_for(config["evaluation"], config["sampling"]["teachers"].get(teacher) if teacher else None)
 
 
 rule eval_run:
@@ -22,7 +31,10 @@ rule eval_run:
         scoring=config["scoring"],
         template=config["template"],
         frames=config["frames"],
+        engine=eval_engine,
     threads: 1
+    conda:
+        lambda wc: "../envs/vllm.yaml" if eval_engine(wc)["backend"] == "vllm" else None
     resources:
         **rule_resources("eval_run", teacher_rule="sample_teacher"),
     script:

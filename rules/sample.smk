@@ -15,6 +15,12 @@ localrules:
     sample_teacher,
 
 
+def sample_env(wildcards):
+    """--sdm conda: vLLM teachers sample in envs/vllm.yaml (vLLM's own torch/numpy pins), others
+    in the job's default environment."""
+    return "../envs/vllm.yaml" if config["sampling"]["teachers"][wildcards.teacher].get("backend") == "vllm" else None
+
+
 rule sample_teacher_shard:
     input:
         unpack(teacher_model_input),
@@ -38,6 +44,8 @@ rule sample_teacher_shard:
         model_revision=lambda wc: config["models"]["teachers"].get(wc.teacher, {}).get("revision"),
         on_missing=config["frames"].get("on_error", "fail"),  # items the frame stage skipped
     threads: 1
+    conda:
+        sample_env
     resources:
         **rule_resources("sample_teacher"),
     script:

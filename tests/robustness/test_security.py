@@ -40,6 +40,9 @@ ALLOWLIST: dict[tuple[str, str, str], str] = {
     ("src/rmsd/evaluation/benchmarks/judge.py", "dynamic import", "importlib.import_module(mod_name)"):
         "evaluation.judge.factory 'module:function' from the (trusted, schema-validated) config, "
         "the documented plug-in point for judges; never from data or model output",
+    ("src/rmsd/envs.py", "dynamic import", "func = getattr(importlib.import_module(mod), fn)"):
+        "runs one of the fixed jobs of rmsd.envs.JOBS (a constant table) in the vLLM environment's "
+        "interpreter; the job name is checked against the table before the child starts",
     ("tests/robustness/test_bad_videos.py", "np.load pickle", "allow_pickle=True"):
         "the test *writes* an object array to check that load_frames refuses to unpickle it",
 }

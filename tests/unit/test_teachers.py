@@ -17,6 +17,7 @@ import yaml
 
 from rmsd.config import check_config
 from rmsd.errors import ConfigError, DataError, TeacherError
+from rmsd.frames.metadata import video_metadata
 from rmsd.io import read_jsonl, write_jsonl
 from rmsd.tasks import build_prompt
 from rmsd.teachers import (
@@ -45,6 +46,7 @@ def make_dataset(root: Path, items=ITEMS, seed: int = 0) -> tuple[Path, Path, np
     np.save(fdir / "frames.npy", frames)
     write_jsonl(fdir / "manifest.jsonl", [
         {"item_id": it["id"], "row": i, "num_frames": F, "indices": list(range(1, 2 * F, 2)),
+         "fps": 2.0, "num_video_frames": 2 * F,
          "stored_size_px": [S, S], "video_sha256": f"sha-{it['id']}"} for i, it in enumerate(items)])
     write_jsonl(root / "items.jsonl", items)
     return root / "items.jsonl", fdir, frames
@@ -435,18 +437,22 @@ def test_vllm_backend_builds_requests(tmp_path, tiny_model_dir, monkeypatch):
                                        "seed": 1, "engine_args": {"enforce_eager": True}})
     st = run(tmp_path, ds, sp, K=3)
     assert fake.engines == [{"model": str(tiny_model_dir), "tensor_parallel_size": 2, "dtype": "auto",
-                             "gpu_memory_utilization": 0.9, "limit_mm_per_prompt": {"image": 0, "video": 1},
-                             "load_format": "safetensors",
-                             "enforce_eager": True}]
+                             "gpu_memory_utilization": 0.85, "max_model_len": 32768, "max_num_seqs": 256,
+                             "limit_mm_per_prompt": {"image": 0, "video": 1}, "seed": 0,
+                             "load_format": "safetensors", "enforce_eager": True}]
     (prompts, sps), = fake.generated  # one engine call for the chunk
     frames = ds[2]
+    recs = {r["item_id"]: r for r in read_jsonl(Path(ds[1]) / "manifest.jsonl")}
     assert len(prompts) == 3
     for i, (p, s) in enumerate(zip(prompts, sps)):
         assert p["prompt"].count("<|vision_start|><|video_pad|><|vision_end|>") == 1
         assert build_prompt(ITEMS[i], "answer_only") in p["prompt"]
         assert p["prompt"].endswith("<|im_start|>assistant\n")
-        np.testing.assert_array_equal(p["multi_modal_data"]["video"], frames[i])
-        assert s.kw == {"n": 3, "temperature": 0.7, "top_p": 0.8, "top_k": -1, "max_tokens": 16,
+        video, meta = p["multi_modal_data"]["video"]  # (frames, metadata), as vLLM's Qwen-VL take it
+        np.testing.assert_array_equal(video, frames[i])
+        assert meta == video_metadata(recs[ITEMS[i]["id"]])
+        assert meta["do_sample_frames"] is False
+        assert s.kw == {"n": 3, "temperature": 0.7, "top_p": 0.8, "top_k": 0, "max_tokens": 16,
                         "seed": derive_seed(derive_seed(1, "it0", 0), ITEMS[i]["id"])}
     assert len({s.kw["seed"] for s in sps}) == 3
     recs = read_jsonl(tmp_path / "pool.jsonl")
@@ -458,7 +464,7 @@ def test_vllm_backend_builds_requests(tmp_path, tiny_model_dir, monkeypatch):
 def test_vllm_missing_gives_install_line(monkeypatch, tiny_model_dir):
     monkeypatch.setitem(sys.modules, "vllm", None)  # import vllm -> ImportError
     sp = TeacherSpec.from_config("v", {"backend": "vllm", "path": str(tiny_model_dir)})
-    with pytest.raises(ConfigError, match=r"pip install -e \.\[vllm\]"):
+    with pytest.raises(ConfigError, match=r"bash setup.sh --vllm"):
         sp.build()
 
 
@@ -471,7 +477,7 @@ def _vllm_importable() -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not _vllm_importable(), reason="vllm is not installed (optional extra: pip install -e .[vllm])")
+@pytest.mark.skipif(not _vllm_importable(), reason="vllm is not installed (its own environment: bash setup.sh --vllm)")
 def test_vllm_engine_samples_tiny_model(tmp_path, tiny_model_dir):
     ds = make_dataset(tmp_path)
     sp = TeacherSpec.from_config("v", {"backend": "vllm", "path": str(tiny_model_dir), "dtype": "float32",

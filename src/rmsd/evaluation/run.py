@@ -20,6 +20,7 @@ the run's settings, and only the missing items are generated on restart. ``sampl
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
@@ -131,12 +132,15 @@ class HFGenerator:
         self.encoder = encoder
         self.device = device
 
-    def __call__(self, items, frames, n, do_sample, max_new_tokens, temperature=1.0, seed=0):
+    def __call__(self, items, frames, n, do_sample, max_new_tokens, temperature=1.0, seed=0,
+                 metadata=None):
+        """``metadata``: per item its frame-manifest record (video metadata of timestamped
+        prompts, :func:`rmsd.frames.metadata.video_metadata`)."""
         import torch
 
         from rmsd.models.inputs import generate
 
-        prompts = self.encoder.encode(items, frames)
+        prompts = self.encoder.encode(items, frames, metadata=metadata)
         if do_sample:
             torch.manual_seed(seed)
             return generate(self.model, self.encoder, prompts, n=n, do_sample=True,
@@ -144,6 +148,104 @@ class HFGenerator:
                             top_k=0, device=self.device)
         return generate(self.model, self.encoder, prompts, n=n, do_sample=False,
                         max_new_tokens=max_new_tokens, device=self.device)
+
+
+class VLLMGenerator:
+    """A model served by a vLLM engine (:class:`rmsd.teachers.vllm_engine.VLLMEngine`) behind the
+    :class:`Generator` interface: greedy (temperature 0, ``n=1``) and pass@k samples (``n``, each
+    item seeded from ``seed`` and its id) in one engine call per batch; the video goes in with the
+    metadata of its frame-manifest record, as for the ``vllm`` teacher.
+    """
+
+    def __init__(self, engine, encoder):
+        self.engine = engine
+        self.encoder = encoder
+
+    def requests(self, items, frames, n, do_sample, max_new_tokens, temperature=1.0, seed=0,
+                 metadata=None):
+        """The engine prompts and sampling parameters of one call (see :meth:`__call__`).
+
+        Raises:
+            ConfigError: an item without its frame-manifest record.
+        """
+        from rmsd.teachers.base import derive_seed
+        from rmsd.teachers.vllm_engine import _records
+
+        metas = _records(items, frames, metadata)
+        reqs = [self.engine.request(self.encoder.prompt_text(it), fr, md)
+                for it, fr, md in zip(items, frames, metas)]
+        sps = [self.engine.sampling_params(n, temperature if do_sample else 0.0, 1.0, 0,
+                                           max_new_tokens,
+                                           derive_seed(seed, it["id"]) if do_sample else None)
+               for it in items]
+        return reqs, sps
+
+    def __call__(self, items, frames, n, do_sample, max_new_tokens, temperature=1.0, seed=0,
+                 metadata=None):
+        return self.engine.generate(*self.requests(items, frames, n, do_sample, max_new_tokens,
+                                                   temperature, seed, metadata))
+
+
+#: Generation backends of evaluation (``evaluation.backend``).
+EVAL_BACKENDS = ("hf", "vllm")
+#: dtypes of the ``hf`` evaluation backend (``evaluation.dtype``).
+HF_DTYPES = ("float32", "bfloat16", "float16", "auto")
+
+
+def check_engine(engine: dict | None, where: str = "evaluation") -> dict:
+    """Validate an evaluation engine config: ``{"backend": "hf", "dtype": ...}`` or
+    ``{"backend": "vllm", **vLLM engine settings}`` (:data:`rmsd.teachers.vllm_engine.ENGINE_DEFAULTS`).
+
+    Returns:
+        The config completed with defaults (``hf``, dtype float32).
+
+    Raises:
+        ConfigError: unknown backend, dtype or engine key; names ``where``.
+    """
+    eng = dict(engine or {})
+    backend = eng.pop("backend", "hf")
+    if backend not in EVAL_BACKENDS:
+        raise ConfigError(f"{where}.backend: {backend!r}; valid: {list(EVAL_BACKENDS)}")
+    if backend == "hf":
+        dtype = eng.pop("dtype", "float32")
+        if dtype not in HF_DTYPES:
+            raise ConfigError(f"{where}.dtype: {dtype!r} for backend hf; valid: {list(HF_DTYPES)}")
+        if eng:
+            raise ConfigError(f"{where}: key(s) {sorted(eng)} not valid for backend hf "
+                              "(vLLM engine settings need backend vllm)")
+        return {"backend": "hf", "dtype": dtype}
+    from rmsd.teachers.vllm_engine import check_engine_config
+
+    return {"backend": "vllm", **check_engine_config(eng, f"{where}.vllm")}
+
+
+def engine_for(evaluation: dict, teacher_cfg: dict | None = None) -> dict:
+    """The generation engine of one evaluation job (what rule eval_run passes as ``engine``).
+
+    Args:
+        evaluation: the config's ``evaluation`` block: ``backend`` (hf | vllm, default hf),
+            ``dtype`` (hf), ``vllm`` (engine settings).
+        teacher_cfg: for a teacher evaluated as is (the Table 1 reference rows), its
+            ``sampling.teachers`` entry: the teacher's own sampling backend and engine settings are
+            used (a 235B teacher is served by its ``tensor_parallel_size: 8`` vLLM engine in bf16,
+            never loaded in float32 through ``hf``). An ``openai`` teacher is evaluated with
+            ``evaluation``'s backend on its local model directory.
+
+    Raises:
+        ConfigError: as :func:`check_engine`.
+    """
+    from rmsd.teachers.vllm_engine import ENGINE_DEFAULTS
+
+    if teacher_cfg and teacher_cfg.get("backend") == "vllm":
+        eng = {k: v for k, v in teacher_cfg.items() if k in ENGINE_DEFAULTS}
+        return check_engine({"backend": "vllm", **eng}, "sampling.teachers (reference row)")
+    if teacher_cfg and teacher_cfg.get("backend", "hf") == "hf":
+        return check_engine({"backend": "hf", "dtype": teacher_cfg.get("dtype", "auto")},
+                            "sampling.teachers (reference row)")
+    backend = evaluation.get("backend", "hf")
+    if backend == "vllm":
+        return check_engine({"backend": "vllm", **(evaluation.get("vllm") or {})})
+    return check_engine({"backend": backend, "dtype": evaluation.get("dtype", "float32")})
 
 
 def eval_device():
@@ -303,6 +405,10 @@ def run_evaluation(items: list[dict], frames: list[np.ndarray], out_dir: str | P
         log.info("discarding %d partial samples from a run with other settings", len(kept) - len(done))
         write_jsonl(partial, list(done.values()))
     todo = [i for i, it in enumerate(items) if it["id"] not in done]
+    # batched by length (video pixels, then prompt text), so a batch pads little; stable, and
+    # results are keyed by item, so the order changes no sample
+    todo.sort(key=lambda i: (int(np.prod(np.shape(frames[i])[:3])), _text_len(items[i])))
+    meta_kw = "metadata" in inspect.signature(generator).parameters
     log.info("%d of %d items to generate (%d resumed)", len(todo), len(items), len(items) - len(todo))
     bs, mnt = ecfg.gen_batch_size, ecfg.gen_max_new_tokens
     t0 = time.time()
@@ -318,13 +424,14 @@ def run_evaluation(items: list[dict], frames: list[np.ndarray], out_dir: str | P
             sizes = [tuple(frame_recs[i]["stored_size_px"]) if frame_recs[i] and frame_recs[i].get(
                 "stored_size_px") else (float(frames[i].shape[2]), float(frames[i].shape[1]))
                 for i in idx]
-            greedy = generator(its, frs, n=1, do_sample=False, max_new_tokens=mnt)
+            kw = {"metadata": [frame_recs[i] for i in idx]} if meta_kw else {}
+            greedy = generator(its, frs, n=1, do_sample=False, max_new_tokens=mnt, **kw)
             scored = scorer.score_batch([g[0]["text"] for g in greedy], its, sizes)
             samples = None
             if ecfg.pass_k_samples:
                 samples = generator(its, frs, n=ecfg.pass_k_samples, do_sample=True,
                                     max_new_tokens=mnt, temperature=ecfg.pass_k_temperature,
-                                    seed=seed + s)
+                                    seed=seed + s, **kw)
             for j, i in enumerate(idx):
                 it, g, sc = items[i], greedy[j][0], scored[j]
                 rec = {"item_id": it["id"], "task_type": it["task_type"], "video": it.get("video"),
@@ -358,6 +465,10 @@ def run_evaluation(items: list[dict], frames: list[np.ndarray], out_dir: str | P
     atomic_write_json(out / "metrics.json", metrics)
     partial.unlink(missing_ok=True)
     return metrics
+
+
+def _text_len(item: dict) -> int:
+    return len(str(item.get("question", ""))) + sum(len(str(o)) for o in item.get("options") or [])
 
 
 def _sample_affecting(ecfg: EvalConfig) -> dict:
@@ -400,7 +511,7 @@ def aggregate_records(recs: list[dict], ecfg: EvalConfig, seed: int = 0) -> dict
 
 def evaluate(model_dir: str, items_path: str, frames_dir: str, out_dir: str, cfg: dict,
              scoring: dict, template: str, seed: int = 0, threads: int = 1,
-             frames_meta: dict | None = None) -> dict:
+             frames_meta: dict | None = None, engine: dict | None = None) -> dict:
     """Evaluate ``model_dir`` on ``items_path``; write ``samples.jsonl`` and ``metrics.json``.
 
     Resumes per item: samples already in ``samples.jsonl.partial`` (from a run with the same
@@ -411,6 +522,9 @@ def evaluate(model_dir: str, items_path: str, frames_dir: str, out_dir: str, cfg
             with ``benchmark`` set, the items must come from that benchmark's importer.
         frames_meta: the frame extraction config, recorded in metrics.json beside the convention
             read from the frame manifest.
+        engine: the generation engine (:func:`engine_for`): ``{"backend": "hf", "dtype": ...}``
+            (transformers ``generate``; default, float32) or ``{"backend": "vllm", ...engine
+            settings}`` (one vLLM engine for the whole job). Recorded in metrics.json.
 
     Returns:
         The metrics dict: ``overall`` (embedded benchmark: macro mean over task types; a paper
@@ -439,11 +553,26 @@ def evaluate(model_dir: str, items_path: str, frames_dir: str, out_dir: str, cfg
         scorer = NativeScorer(scoring)
     store = open_frames(frames_dir)
     frame_recs = [store.record(it["id"]) if it["id"] in store else None for it in items]
-    model, processor = load_model(model_dir)
-    model.eval()
-    device = eval_device()
-    if device is not None:
-        model.to(device)  # float32 weights on the GPU; CPU runs are unchanged
+    engine = check_engine(engine)
+    if engine["backend"] == "vllm":
+        from transformers import AutoProcessor
+
+        from rmsd.teachers.vllm_engine import VLLMEngine
+
+        processor = AutoProcessor.from_pretrained(model_dir, local_files_only=True)
+        vllm_engine = VLLMEngine(model_dir, seed=seed,
+                                 **{k: v for k, v in engine.items() if k != "backend"})
+    else:
+        import torch
+
+        dtype = engine["dtype"]
+        device = eval_device()
+        if dtype == "auto":
+            dtype = "bfloat16" if device is not None else "float32"
+        model, processor = load_model(model_dir, dtype=getattr(torch, dtype))
+        model.eval()
+        if device is not None:
+            model.to(device)  # CPU runs are unchanged
     if ecfg.benchmark is None:
         enc = VideoPromptEncoder(processor, template)
     else:
@@ -461,8 +590,14 @@ def evaluate(model_dir: str, items_path: str, frames_dir: str, out_dir: str, cfg
         from rmsd.evaluation.benchmarks.importers import import_counts
 
         extra.update(import_counts(items_path))
-    metrics = run_evaluation(items, frames, out_dir, HFGenerator(model, enc, device), scorer, ecfg, seed,
+    run_info["engine"] = engine
+    generator = (VLLMGenerator(vllm_engine, enc) if engine["backend"] == "vllm"
+                 else HFGenerator(model, enc, device))
+    metrics = run_evaluation(items, frames, out_dir, generator, scorer, ecfg, seed,
                              frame_recs=frame_recs, run_info=run_info, extra=extra)
+    if engine["backend"] == "vllm":
+        metrics["engine_stats"] = vllm_engine.stats()
+        atomic_write_json(Path(out_dir) / "metrics.json", metrics)
     log.info("eval %s on %s: overall %.4f", model_dir, items_path, metrics["overall"])
     return metrics
 

@@ -63,18 +63,19 @@ class VideoPromptEncoder:
     def video_metadata(self, frames: np.ndarray, meta: dict | None):
         """``VideoMetadata`` of already-sampled ``frames`` (F, H, W, 3) for timestamped prompts.
 
-        ``meta`` (a frame-manifest record) gives the source ``fps``, the sampled ``indices`` and
-        ``num_video_frames``; without it the frames are taken as consecutive at 1 fps.
+        ``meta`` is the item's frame-manifest record; :func:`rmsd.frames.metadata.video_metadata`
+        turns it into the metadata (real fps and frame times, VFR-correct), the same function the
+        teachers and evaluation use. Without a record (synthetic inputs only) the frames are taken
+        as consecutive at 1 fps.
         """
-        from transformers.video_utils import VideoMetadata
+        from rmsd.frames.metadata import hf_video_metadata, video_metadata
 
-        meta = meta or {}
-        n = len(frames)
-        indices = [int(i) for i in meta.get("indices", range(n))]
-        fps = float(meta.get("fps") or 1.0)
-        total = int(meta.get("num_video_frames") or (max(indices) + 1 if indices else n))
-        return VideoMetadata(total_num_frames=total, fps=fps, frames_indices=indices, duration=total / fps,
-                             height=int(frames.shape[1]), width=int(frames.shape[2]))
+        if meta is None:
+            meta = {"fps": 1.0, "indices": list(range(len(frames))), "num_video_frames": len(frames)}
+        md = video_metadata(meta, num_frames=len(frames))
+        md.setdefault("width", int(frames.shape[2]))
+        md.setdefault("height", int(frames.shape[1]))
+        return hf_video_metadata(md)
 
     def encode(self, items: list[dict], frames: list[np.ndarray], chunk: int = 128,
                metadata: list[dict | None] | None = None) -> list[EncodedPrompt]:

@@ -55,6 +55,9 @@ class TeacherBackend(Protocol):
     ``generate(items, frames, k, params, seed)`` returns, per item, ``k`` dicts with ``text``,
     ``finish_reason`` ("stop" | "length" | backend-specific) and ``n_tokens`` (generated tokens, or
     None where the backend cannot know). ``frames`` are uint8 arrays (F, H, W, 3), one per item.
+    A backend whose ``generate`` takes a ``metadata`` keyword also gets, per item, its
+    frame-manifest record (for the video metadata: real fps and frame times,
+    :func:`rmsd.frames.metadata.video_metadata`).
     The K samples of an item share one prefill where the backend supports it (one request with
     ``num_return_sequences`` / ``n`` = k).
 
@@ -184,7 +187,8 @@ SPEC_KEYS = frozenset({"backend", "template", "revision", "path"}) | SAMPLING_KE
 #: in sync), so a config can be checked without importing torch or vllm.
 BACKEND_KEYS: dict[str, frozenset[str]] = {
     "hf": frozenset({"batch_size", "device", "dtype"}),
-    "vllm": frozenset({"tensor_parallel_size", "dtype", "gpu_memory_utilization", "max_model_len",
+    "vllm": frozenset({"tensor_parallel_size", "data_parallel_size", "dtype", "gpu_memory_utilization",
+                       "max_model_len", "max_num_seqs", "limit_mm_per_prompt", "enforce_eager",
                        "engine_args"}),
     "openai": frozenset({"endpoint", "model", "api_key_env", "max_retries", "timeout_s", "backoff_s",
                          "max_backoff_s", "concurrency", "image_format", "jpeg_quality", "send_n",

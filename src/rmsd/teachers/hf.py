@@ -57,9 +57,11 @@ class HFTeacher:
         return path_revision(model_path)
 
     def generate(self, items: list[dict], frames: list[np.ndarray], k: int, params: SamplingParams,
-                 seed: int) -> list[list[dict]]:
+                 seed: int, metadata: list[dict | None] | None = None) -> list[list[dict]]:
+        """K samples per item; ``metadata``: per item its frame-manifest record (the video
+        metadata of timestamped prompts, :func:`rmsd.frames.metadata.video_metadata`)."""
         torch.manual_seed(seed)
-        prompts = self.encoder.encode(items, frames)
+        prompts = self.encoder.encode(items, frames, metadata=metadata)
         model = self.model if self.device == "cpu" else _OnDevice(self.model)
         out = []
         for s in range(0, len(prompts), self.batch_size):

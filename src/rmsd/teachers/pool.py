@@ -18,6 +18,7 @@ Shard and gathered pool files are written atomically (:mod:`rmsd.io`).
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import time
@@ -234,6 +235,8 @@ def sample_pool(items_path: str | os.PathLike, frames_dir: str | os.PathLike,
     backend = None
     if calls:
         backend = spec.build()
+        # backends that prompt a video model get each item's manifest record (video metadata)
+        takes_meta = "metadata" in inspect.signature(backend.generate).parameters
         t0 = last_log = time.perf_counter()  # rates exclude model loading
         try:
             with tqdm(total=n_todo, desc=f"sample {spec.name} {shard}/{n_shards}", unit="sample",
@@ -241,8 +244,9 @@ def sample_pool(items_path: str | os.PathLike, frames_dir: str | os.PathLike,
                 for need, idx in calls:
                     its = [items[i] for i in idx]
                     seed = derive_seed(params.seed, its[0]["id"], need[0])
+                    meta = {"metadata": [mrecs[i] for i in idx]} if takes_meta else {}
                     out = backend.generate(its, [np.array(store.frames(mrecs[i]["item_id"])) for i in idx],
-                                           len(need), params, seed)
+                                           len(need), params, seed, **meta)
                     _check_output(spec.name, its, out, len(need))
                     for i, it, group in zip(idx, its, out):
                         for k, g in zip(need, group):
@@ -284,6 +288,8 @@ def sample_pool(items_path: str | os.PathLike, frames_dir: str | os.PathLike,
     for attr in ("n_requests", "n_retries"):
         if hasattr(backend, attr):
             stats[attr] = getattr(backend, attr)
+    if hasattr(backend, "engine_stats"):  # token counts and throughput of an inference engine
+        stats["engine"] = backend.engine_stats()
     log.info("pool shard %s: %s", out_path, stats)
     return stats
 
