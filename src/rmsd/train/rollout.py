@@ -233,13 +233,18 @@ class VLLMRollout(RolloutEngine):
         except ImportError as e:
             raise ConfigError(f"stage2.rollout_engine 'vllm' needs vLLM in the training environment ({e}); "
                               "install it there or use rollout_engine: hf") from None
-        if device is not None and device.type == "cuda":
+        if device is not None and device.type == "cuda" and device.index is not None:
             torch.cuda.set_device(device)
         kw = dict(model=str(model_path), load_format="dummy", enable_sleep_mode=s["sleep_level"] > 0,
                   dtype="bfloat16", gpu_memory_utilization=float(s["gpu_memory_utilization"]),
                   max_model_len=int(s["max_model_len"]), max_num_seqs=int(s["max_num_seqs"]),
                   enforce_eager=bool(s["enforce_eager"]), limit_mm_per_prompt={"image": 0, "video": 1},
                   seed=int(seed))
+        if torch.distributed.is_available() and torch.distributed.is_initialized() \
+                and torch.distributed.get_world_size() > 1:
+            # one engine per rank inside the trainer's process group (TRL's colocate mode); not yet
+            # run here: only the one-process path was measured
+            kw["distributed_executor_backend"] = "external_launcher"
         kw.update(s["engine_args"] or {})
         t0 = time.perf_counter()
         llm = vllm.LLM(**kw)
