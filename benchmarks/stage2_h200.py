@@ -148,48 +148,73 @@ def run_setting(name: str, engine_name: str, rollout, policy, ref, disc, enc, ex
     return out
 
 
-def greedy_check(vr, policy, enc, example, device, n_tokens: int) -> dict:
+def _common(a, b) -> int:
+    k = 0
+    while k < min(len(a), len(b)) and a[k] == b[k]:
+        k += 1
+    return k
+
+
+def greedy_check(vr, policy, enc, example, device, n_tokens: int, label: str) -> dict:
     """The engine's greedy continuation vs the policy's (transformers), before and after pushing
-    the policy's current weights into the engine."""
-    from rmsd.models.inputs import generate
+    the policy's current weights into the engine, for the video prompt of ``example`` and for a
+    text-only prompt (which leaves out the vision tower and the video positions); plus the top-5
+    log-probs of the first generated token on both sides (diagnosis: close values = numerics,
+    unrelated values = different weights or inputs)."""
+    from rmsd.models.inputs import generate, model_kwargs
     from rmsd.train.dist import Runtime
     from rmsd.train.engine import Engine, ExecConfig
 
     policy.eval()
-    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+    text = enc.tokenizer.apply_chat_template([{"role": "user", "content": "Describe a red square."}],
+                                             add_generation_prompt=True, tokenize=False) \
+        if getattr(enc.tokenizer, "chat_template", None) else "<|im_start|>user\nDescribe a red square.<|im_end|>\n<|im_start|>assistant\n"
+    text_ids = enc.tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"].to(device)
+    ac = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    with torch.no_grad(), ac:
         pol_ids = generate(policy, enc, [example.prompt], n=1, do_sample=False, max_new_tokens=n_tokens,
                            device=device)[0][0]["ids"]
+        out = policy.generate(input_ids=text_ids, attention_mask=torch.ones_like(text_ids), do_sample=False,
+                              max_new_tokens=n_tokens, pad_token_id=enc.pad_id, eos_token_id=enc.eos_id,
+                              suppress_tokens=enc.suppress_ids)
+        pol_text_ids = out[0, text_ids.shape[1]:].tolist()
+        batch = {k: v.to(device) for k, v in enc.collate([example.prompt]).items()}
+        logits = policy(**model_kwargs(batch), logits_to_keep=1, use_cache=False).logits[0, -1].float()
+        top = torch.log_softmax(logits, -1).topk(5)
+        pol_top5 = [[int(i), round(float(v), 4)] for v, i in zip(top.values, top.indices)]
 
-    def engine_ids():
-        req = vr.request(example)
+    def engine(prompt):
         sp = vr.sampling_params(1, n_tokens, 0.0, 1.0, 0)
+        sp.logprobs = 5
         vr._wake()
-        outs = vr.llm.generate([req], [sp], use_tqdm=False)
-        groups, mismatch = vr.to_groups(outs, [example])
-        return groups[0][0]["ids"], mismatch
+        r = vr.llm.generate([prompt], [sp], use_tqdm=False)[0]
+        lp = r.outputs[0].logprobs[0] if r.outputs[0].logprobs else {}
+        top5 = sorted([[int(t), round(float(getattr(v, "logprob", v)), 4)] for t, v in lp.items()],
+                      key=lambda x: -x[1])[:5]
+        return [int(t) for t in r.outputs[0].token_ids], list(getattr(r, "prompt_token_ids", []) or []), top5
 
-    before, _ = engine_ids()
+    before, _, _ = engine(vr.request(example))
     holder = Engine.__new__(Engine)  # the push reads only .module and .full_parameters()
     holder.module, holder.ds, holder.rt, holder.ex = policy, None, Runtime(device=device), ExecConfig()
     push_s = vr.push_weights(holder)
-    after, mismatch = engine_ids()
+    after, pids, eng_top5 = engine(vr.request(example))
+    t_after, _, _ = engine({"prompt": text})
     vr._sleep()
-
-    def common(a, b):
-        k = 0
-        while k < min(len(a), len(b)) and a[k] == b[k]:
-            k += 1
-        return k
-
-    res = {"n_tokens": n_tokens, "policy_greedy_ids": pol_ids, "engine_before_push_ids": before,
+    cut = lambda ids: ids[: ids.index(enc.eos_id) + 1] if enc.eos_id in ids else ids  # noqa: E731
+    after, pol_ids, t_after, pol_text_ids = cut(after), cut(pol_ids), cut(t_after), cut(pol_text_ids)
+    res = {"label": label, "n_tokens": n_tokens, "policy_greedy_ids": pol_ids, "engine_before_push_ids": before,
            "engine_after_push_ids": after, "equal_after_push": after == pol_ids,
-           "equal_before_push": before == pol_ids, "common_prefix_after_push": common(after, pol_ids),
-           "common_prefix_before_push": common(before, pol_ids), "push_seconds": round(push_s, 3),
-           "prompt_ids_equal": mismatch == 0}
-    log(f"greedy check: engine == policy after push: {res['equal_after_push']} (common prefix "
-        f"{res['common_prefix_after_push']}/{n_tokens}); before push: {res['equal_before_push']} "
-        f"({res['common_prefix_before_push']}/{n_tokens}); prompt ids equal: {res['prompt_ids_equal']}; "
-        f"push {push_s:.3f} s")
+           "equal_before_push": cut(before) == pol_ids, "common_prefix_after_push": _common(after, pol_ids),
+           "common_prefix_before_push": _common(before, pol_ids), "push_seconds": round(push_s, 3),
+           "prompt_ids_equal": pids == example.prompt.prompt_ids.tolist(),
+           "text_only": {"policy_ids": pol_text_ids, "engine_ids": t_after, "equal": t_after == pol_text_ids,
+                         "common_prefix": _common(t_after, pol_text_ids)},
+           "first_token_top5_logprobs": {"policy": pol_top5, "engine": eng_top5}}
+    log(f"greedy check ({label}): video prompt: engine == policy after push: {res['equal_after_push']} (common "
+        f"prefix {res['common_prefix_after_push']}/{len(pol_ids)}), before push: {res['equal_before_push']}; "
+        f"text-only: {res['text_only']['equal']} ({res['text_only']['common_prefix']}/{len(pol_text_ids)}); "
+        f"prompt ids equal: {res['prompt_ids_equal']}; push {push_s:.3f} s; first-token top-5 policy {pol_top5} "
+        f"engine {eng_top5}")
     return res
 
 
@@ -228,6 +253,7 @@ def main(argv=None) -> int:
     ap.add_argument("--sleep-level", type=int, default=1)
     ap.add_argument("--enforce-eager", type=int, default=0)
     ap.add_argument("--greedy-tokens", type=int, default=32)
+    ap.add_argument("--engines", default="hf,vllm", help="engines of the small setting")
     ap.add_argument("--budget-s", type=float, default=0, help="skip the paper shape once this many seconds passed")
     args = ap.parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() and not args.smoke else "cpu")
@@ -239,7 +265,7 @@ def main(argv=None) -> int:
     res = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
            "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "torch": torch.__version__,
            "transformers": transformers.__version__, "args": vars(args), "settings": {}}
-    engines = ["hf"] + ([] if args.smoke else ["vllm"])
+    engines = [e for e in args.engines.split(",") if e and not (args.smoke and e == "vllm")]
     tok, proc, enc, policy = build("smoke" if args.smoke else "4b", args.frames, args.px, device)
     from rmsd.train.rl import Discriminator
     from rmsd.train.rollout import HFRollout, VLLMRollout
@@ -254,6 +280,7 @@ def main(argv=None) -> int:
 
         res["vllm"] = vllm.__version__
         mdir = Path(tempfile.mkdtemp(prefix="rmsd-s2-model-"))
+        policy.config.architectures = [type(policy).__name__]  # what vLLM resolves the runner from
         policy.config.save_pretrained(mdir)  # config + processor only: the engine's weights come from the policy
         proc.save_pretrained(mdir)
         t = time.perf_counter()
@@ -268,6 +295,14 @@ def main(argv=None) -> int:
         log(f"vllm {vllm.__version__} engine up and asleep in {res['engine_start_s']} s; "
             f"torch allocated {torch.cuda.memory_allocated() / 2 ** 30:.1f} GiB")
     small = make_examples(enc, 1, args.frames, args.px, 0, "s")
+    if vr is not None:  # initial weights, before any update: engine vs transformers on equal weights
+        try:
+            res["greedy_check_initial"] = greedy_check(vr, policy, enc, small[0], device, args.greedy_tokens,
+                                                       "initial weights")
+        except Exception as e:
+            res["greedy_check_initial"] = {"error": f"{type(e).__name__}: {e}"[:600]}
+            log(f"greedy check FAILED {type(e).__name__}: {str(e)[:400]}")
+            traceback.print_exc(limit=6)
     res["settings"]["small"] = {}
     for eng in engines:
         try:
@@ -281,7 +316,8 @@ def main(argv=None) -> int:
         write_json(args.out, res)
     if vr is not None:
         try:
-            res["greedy_check"] = greedy_check(vr, policy, enc, small[0], device, args.greedy_tokens)
+            res["greedy_check"] = greedy_check(vr, policy, enc, small[0], device, args.greedy_tokens,
+                                               "after the small run's policy updates")
         except Exception as e:
             res["greedy_check"] = {"error": f"{type(e).__name__}: {e}"[:600]}
             log(f"greedy check FAILED {type(e).__name__}: {str(e)[:400]}")
