@@ -184,10 +184,10 @@ def test_vllm_rollout_engine_wiring(world, tmp_path, monkeypatch):
     # step 0 (warm-up): push; step 1: no update since -> no push; step 2: pushed after step 1's update
     assert llm.calls == ["wake", "rpc", "reset", "generate", "sleep", "wake", "generate", "sleep",
                          "wake", "rpc", "reset", "generate", "sleep"]
-    init = dict(load_model(world["student"])[0].named_parameters())  # the policy's names (vLLM maps them)
+    init = load_model(world["student"])[0].state_dict()  # the policy's names (vLLM maps them)
     first, second = llm.pushed
     assert set(first) == set(init) == set(second)
-    assert all(torch.equal(first[k], init[k].detach().to(torch.bfloat16).float()) for k in first)
+    assert all(torch.equal(first[k], init[k].to(torch.bfloat16).float()) for k in first)
     assert any(not torch.equal(first[k], second[k]) for k in first)  # the update reached the engine
     reqs, sps = llm.requests[0]
     frames, md = reqs[0]["multi_modal_data"]["video"]

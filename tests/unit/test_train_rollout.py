@@ -210,12 +210,11 @@ def test_policy_weights_names_match_state_dict():
     arch = TinyVLMConfig(hidden=32, layers=1, heads=1, kv_heads=1, intermediate=64, vision_dim=16,
                          vision_depth=1, vision_heads=1)
     model = build_model(tok, arch, seed=0, family="qwen3_vl").float()
-    names = [n for n, _ in policy_weights(model)]
-    assert len(names) == len(set(names))
-    assert set(names) <= set(model.state_dict())
-    # tied or not, every parameter tensor the checkpoint holds reaches the engine
-    want = {n for n, _ in model.named_parameters()}
-    assert want <= set(names)
+    pairs = list(policy_weights(model))
+    names = [n for n, _ in pairs]
+    assert names == list(model.state_dict())  # every checkpoint name, tied ones included, in order
+    assert set(dict(model.named_parameters())) <= set(names)
+    assert all(t.dtype == torch.bfloat16 for _, t in pairs)
 
 
 def test_video_metadata_of_real_encoder():

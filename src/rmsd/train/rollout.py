@@ -162,17 +162,12 @@ def _load_weights_rpc(weights):
 
 
 def policy_weights(module: torch.nn.Module, dtype: torch.dtype = torch.bfloat16):
-    """(name, tensor) pairs of ``module``'s parameters and persistent buffers in ``dtype``
-    (floating tensors only cast), named as in its ``state_dict`` (the checkpoint names vLLM's
-    ``load_weights`` maps). Tied parameters appear once."""
-    for name, p in module.named_parameters():
-        yield name, p.detach().to(dtype)
-    for name, b in module.named_buffers():
-        leaf = name.rsplit(".", 1)[-1]
-        owner = module.get_submodule(name.rsplit(".", 1)[0]) if "." in name else module
-        if leaf in getattr(owner, "_non_persistent_buffers_set", set()):
-            continue
-        yield name, (b.detach().to(dtype) if b.is_floating_point() else b.detach())
+    """(name, tensor) pairs of ``module``'s ``state_dict`` (parameters and persistent buffers;
+    floating tensors cast to ``dtype``, one at a time as the engine consumes them). A tied weight
+    appears under each of its names (``lm_head.weight`` beside the embedding), as in a checkpoint:
+    vLLM skips it when its model ties them and loads it when it does not."""
+    for name, t in module.state_dict().items():
+        yield name, (t.detach().to(dtype) if t.is_floating_point() else t.detach())
 
 
 def video_metadata_dict(encoder: VideoPromptEncoder, frames: np.ndarray, record: dict | None) -> dict:
@@ -357,10 +352,12 @@ class VLLMRollout(RolloutEngine):
         reqs, sps = self.build_requests(examples, n=n, max_new_tokens=max_new_tokens, temperature=temperature,
                                         top_p=top_p, step=step, seed=seed, rank=rank)
         wake = self._wake()
-        sync = self.push_weights(pol) if self.stale else 0.0
-        outs = self.llm.generate(reqs, sps, use_tqdm=False)
+        try:
+            sync = self.push_weights(pol) if self.stale else 0.0
+            outs = self.llm.generate(reqs, sps, use_tqdm=False)
+        finally:  # hand the memory back to the trainer even when generation failed
+            slp = self._sleep()
         groups, mismatch = self.to_groups(outs, examples)
-        slp = self._sleep()
         if mismatch:
             log.warning("stage2 step %d: %d of %d vLLM prompts differ from the policy's prompt tokens",
                         step, mismatch, len(examples))
