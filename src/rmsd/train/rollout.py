@@ -28,9 +28,12 @@ Both report per call: ``sync_seconds`` (weight push; 0 for ``hf``), ``wake_secon
 ``prompt_mismatch`` (requests whose engine-side prompt tokens differ from the policy's: the
 rollout was then conditioned on another prompt than the one its log-probs are computed on).
 
-Checked with vLLM 0.26 on an H200 (benchmarks/stage2_h200.py); the API used (``LLM.generate``,
-``sleep``/``wake_up``, ``collective_rpc``, ``reset_prefix_cache``, ``SamplingParams``) is the same
-in 0.33.
+Ran with vLLM 0.26 on an H200 (benchmarks/stage2_h200.py, one process). The calls used
+(``LLM.generate``, ``sleep``/``wake_up``, ``collective_rpc`` with a callable, ``reset_prefix_cache``,
+``SamplingParams(logit_bias=..., stop_token_ids=...)``) are vLLM's documented offline API; 0.33 was
+not run. Open: on that run the engine's greedy continuation after a weight push did not equal the
+policy's transformers continuation (benchmarks/README.md), so rollouts from this engine are not
+yet shown to follow the policy's distribution; ``hf`` stays the default.
 
 Dimension names: B prompts, N rollouts per prompt, F frames, H/W pixels.
 """
