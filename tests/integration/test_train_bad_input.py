@@ -115,8 +115,8 @@ def _poison_disc(monkeypatch, calls: set[int]):
 def _poison_policy_logprobs(monkeypatch, calls: set[int]):
     orig, n = rl.response_logprobs, [0]
 
-    def lp(model, batch):
-        out = orig(model, batch)
+    def lp(model, batch, **kw):
+        out = orig(model, batch, **kw)
         if torch.is_grad_enabled():  # the policy's own forward (reference/old ones run without grad)
             n[0] += 1
             if n[0] in calls:

@@ -35,8 +35,11 @@ def test_adversarial_logs_every_component(world, tmp_path):
         assert 0.0 <= r["disc_acc"] <= 1.0 and 0.0 <= r["d_score"] <= 1.0 and r["kl"] >= 0.0
     assert "policy_loss" not in s2[0] and "disc_loss" in s2[0]  # warm-up trains only D
     for r in s2:  # where each step's time went
-        parts = r["gen_seconds"] + r["disc_seconds"] + r["policy_seconds"]
+        parts = r["gen_seconds"] + r["sync_seconds"] + r["swap_seconds"] + r["disc_seconds"] + r["policy_seconds"]
         assert r["gen_seconds"] > 0 and abs(parts - r["step_seconds"]) < 1e-3 and 0 < r["gen_share"] < 1
+        assert r["rollout_engine"] == "hf" and r["sync_seconds"] == 0.0 and r["swap_seconds"] == 0.0
+        assert r["gen_tokens"] == round(r["response_len"] * 2 * 2)  # 2 prompts x 2 rollouts
+        assert r["rollouts_per_s"] == pytest.approx(4 / r["step_seconds"], rel=1e-3, abs=1e-3)
     assert summary["stage2"]["d_score"] == "sigmoid_diff" and summary["stage2"]["alpha"] == 0.4
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -108,3 +111,93 @@ def test_discriminator_scores_last_token_regardless_of_padding(world):
     padded = disc(enc.collate([p, p], [short, long]))
     assert torch.allclose(alone[0], padded[0], atol=1e-5)
     assert not torch.allclose(padded[0], padded[1])
+
+
+class _FakeLLM:
+    """Stands in for ``vllm.LLM``: records calls and pushed weights, samples random token ids."""
+
+    def __init__(self, vocab: int, eos: int):
+        self.calls, self.pushed, self.requests = [], [], []
+        self.rng = np.random.default_rng(0)
+        self.vocab, self.eos = vocab, eos
+        from types import SimpleNamespace
+
+        owner = self
+
+        class Model:
+            def load_weights(self, weights):
+                owner.pushed.append({n: t.float().clone() for n, t in weights})
+
+        self.worker = SimpleNamespace(model_runner=SimpleNamespace(model=Model()))
+
+    def sleep(self, level):
+        self.calls.append("sleep")
+
+    def wake_up(self):
+        self.calls.append("wake")
+
+    def reset_prefix_cache(self):
+        self.calls.append("reset")
+
+    def collective_rpc(self, fn):
+        self.calls.append("rpc")
+        return [fn(self.worker)]
+
+    def generate(self, reqs, sps, use_tqdm=False):
+        from types import SimpleNamespace
+
+        self.calls.append("generate")
+        self.requests.append((reqs, sps))
+        outs = []
+        for sp in sps:
+            seqs = []
+            for _ in range(sp.n):
+                ids = self.rng.integers(20, self.vocab, sp.max_tokens).tolist()
+                seqs.append(SimpleNamespace(token_ids=ids[: sp.max_tokens // 2] + [self.eos], finish_reason="stop"))
+            outs.append(SimpleNamespace(prompt_token_ids=None, outputs=seqs))
+        return outs
+
+
+def test_vllm_rollout_engine_wiring(world, tmp_path, monkeypatch):
+    """rollout_engine: vllm through train_variant, with a fake engine (the real one ran on the GPU
+    only, benchmarks/stage2_h200.py): the raw frames and manifest metadata reach the requests, the
+    policy's weights are pushed before the first generation and again after each policy update,
+    the engine sleeps between generations, and the steps log the engine's timings."""
+    from types import SimpleNamespace
+
+    from rmsd.train import rollout as ro
+
+    made = {}
+
+    def fake_build(cls, model_path, encoder, settings, seed, device=None):
+        llm = _FakeLLM(len(encoder.tokenizer), encoder.eos_id)
+        made["llm"], made["settings"] = llm, settings
+        return cls(llm, encoder, sleep_level=settings["sleep_level"],
+                   sampling_params_cls=lambda **kw: SimpleNamespace(**kw), asleep=True)
+
+    monkeypatch.setattr(ro.VLLMRollout, "build", classmethod(fake_build))
+    summary, log, out = _train(world, tmp_path, stage1={"enabled": False},
+                               stage2={"rollout_engine": "vllm", "vllm": {"gpu_memory_utilization": 0.25},
+                                       "rl": {"steps": 2, "disc_warmup_steps": 1, "temperature": 0.7}})
+    llm = made["llm"]
+    assert made["settings"]["gpu_memory_utilization"] == 0.25 and summary["stage2"]["rollout_engine"] == "vllm"
+    # step 0 (warm-up): push; step 1: no update since -> no push; step 2: pushed after step 1's update
+    assert llm.calls == ["wake", "rpc", "reset", "generate", "sleep", "wake", "generate", "sleep",
+                         "wake", "rpc", "reset", "generate", "sleep"]
+    init = load_model(world["student"])[0].state_dict()  # the policy's names (vLLM maps them)
+    first, second = llm.pushed
+    assert set(first) == set(init) == set(second)
+    assert all(torch.equal(first[k], init[k].to(torch.bfloat16).float()) for k in first)
+    assert any(not torch.equal(first[k], second[k]) for k in first)  # the update reached the engine
+    reqs, sps = llm.requests[0]
+    frames, md = reqs[0]["multi_modal_data"]["video"]
+    assert frames.shape == (8, 56, 56, 3) and frames.dtype == np.uint8
+    assert md["fps"] == 4.0 and md["frames_indices"] == list(range(1, 16, 2)) and md["total_num_frames"] == 16
+    assert md["do_sample_frames"] is False
+    assert {sp.temperature for sp in sps} == {0.7} and {sp.n for sp in sps} == {2}
+    s2 = [r for r in log if r["stage"] == "stage2"]
+    assert [r["rollout_engine"] for r in s2] == ["vllm"] * 3
+    assert s2[0]["sync_seconds"] > 0 and s2[1]["sync_seconds"] == 0.0 and s2[2]["sync_seconds"] > 0
+    for r in s2:
+        assert r["gen_tokens"] == 2 * 2 * 4 and r["response_len"] == 4  # 3 sampled ids + end of turn
+        assert r["rollout_prompt_mismatch"] == 0

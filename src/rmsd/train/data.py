@@ -286,10 +286,12 @@ class SFTDataset(torch.utils.data.Dataset):
 
 class RLDataset(torch.utils.data.Dataset):
     """Stage-2 examples (:class:`rmsd.train.rl.RLExample`), encoded per batch on demand; ``p`` is
-    renormalised to sum to 1."""
+    renormalised to sum to 1. ``raw_video``: also attach each item's frames and manifest record
+    (the ``vllm`` rollout engine takes the raw video)."""
 
-    def __init__(self, index: StageIndex, encoder):
+    def __init__(self, index: StageIndex, encoder, raw_video: bool = False):
         self.index, self.encoder, self.reader = index, encoder, _Reader(index)
+        self.raw_video = raw_video
 
     def __len__(self) -> int:
         return len(self.index)
@@ -304,11 +306,12 @@ class RLDataset(torch.utils.data.Dataset):
         recs, items, frames, metas = self.reader.records(rows)
         prompts = self.encoder.encode(items, frames, metadata=metas)
         out = []
-        for it, p, r in zip(items, prompts, recs):
+        for it, p, r, fr, md in zip(items, prompts, recs, frames, metas):
             pp = np.array([x["p"] for x in r["pool"]], dtype=float)
             out.append(RLExample(item=it, prompt=p, pool_texts=[x["text"] for x in r["pool"]],
                                  pool_q=np.array([x["q"] for x in r["pool"]], dtype=float),
-                                 pool_p=pp / pp.sum() if pp.sum() > 0 else pp))
+                                 pool_p=pp / pp.sum() if pp.sum() > 0 else pp,
+                                 **({"frames": fr, "record": md} if self.raw_video else {})))
         return out
 
 

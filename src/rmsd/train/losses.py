@@ -71,17 +71,31 @@ def sft_loss(model, batch: dict[str, torch.Tensor], window: int | None = None,
     return model(**model_kwargs(batch), labels=labels[:, -K:], logits_to_keep=K, use_cache=False, **kw).loss
 
 
-def response_logprobs(model, batch: dict[str, torch.Tensor], window: int | None = None) -> torch.Tensor:
-    """Per-token log-probabilities of the response tokens under ``model``.
+def response_logprobs(model, batch: dict[str, torch.Tensor], window: int | None = None,
+                      temperature: float = 1.0) -> torch.Tensor:
+    """Per-token log-probabilities of the response tokens under ``model`` at ``temperature``.
 
     Same contract as :func:`rmsd.models.inputs.response_logprobs`: (B, S-1) float32,
-    log p(token_t | tokens_<t) at t = 1..S-1, zero outside ``response_mask[:, 1:]``; only the
+    log p_T(token_t | tokens_<t) at t = 1..S-1, zero outside ``response_mask[:, 1:]``; only the
     logits of the last ``K`` positions are computed.
+
+    ``p_T = softmax(logits / T)`` is the distribution the rollouts were sampled from (``generate``
+    and vLLM both divide the logits by the temperature before sampling), so the PPO ratio and the
+    KL to the reference are taken under the sampling distribution (verl and OpenRLHF divide by the
+    rollout temperature the same way). At ``T = 1`` the logits are used as they are (no division:
+    the values are bit-identical to the temperature-free computation).
+
+    Raises:
+        ValueError: ``temperature`` is not > 0.
     """
+    if not temperature > 0:
+        raise ValueError(f"log-prob temperature must be > 0, got {temperature}")
     ids = batch["input_ids"]
     B, S = ids.shape
     K = logits_window(batch["response_mask"]) if window is None else int(window)
     logits = model(**model_kwargs(batch), logits_to_keep=K, use_cache=False).logits[:, :-1].float()  # (B, K-1, V)
+    if temperature != 1.0:
+        logits = logits / temperature
     targets = ids[:, S - K + 1:]
     logp = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
     if K < S:

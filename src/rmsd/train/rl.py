@@ -14,9 +14,14 @@ discriminator. ``mode="rule"`` drops the discriminator (alpha = 0): the "origina
 Every step logs each reward component, the discriminator loss and accuracy (share of pairs with
 D(T) > D(S)), the spread of D among the N rollouts of a prompt (``d_student_group_std``,
 ``d_score_group_std``: what the group-normalised advantages can use), KL, clip fraction, response length and learning rates (JSONL, TensorBoard, progress
-bar), and where the step's time went: ``gen_seconds`` (sampling the rollouts), ``disc_seconds``,
-``policy_seconds``, ``step_seconds`` and ``gen_share`` (gen / step), measured on rank 0 with the
-device synchronised. Prompts come from seeded epoch permutations, each rank taking its slice of
+bar), and where the step's time went: ``gen_seconds`` (sampling the rollouts), ``sync_seconds``
+(pushing the policy's weights into the rollout engine), ``swap_seconds`` (the engine's sleep /
+wake-up memory hand-over), ``disc_seconds``, ``policy_seconds``, ``step_seconds``, ``gen_share``
+(gen / step), ``gen_tokens`` and ``gen_tokens_per_s`` (generated tokens / gen seconds) and
+``rollouts_per_s`` (rollouts / step seconds), measured on rank 0 with the device synchronised.
+Rollouts come from ``model.generate`` on the policy or from a colocated vLLM engine
+(:mod:`rmsd.train.rollout`); either way every log-probability is recomputed by the policy and the
+reference, at the rollout temperature. Prompts come from seeded epoch permutations, each rank taking its slice of
 every step's prompts; other logged values are means over ranks. Log-probabilities project onto the vocabulary only over the response window
 (:func:`rmsd.train.losses.response_logprobs`).
 
@@ -46,6 +51,7 @@ from rmsd.train.engine import Engine, ExecConfig, use_bf16
 from rmsd.train.loop import ON_NAN, RANK_SEED_STRIDE, collate_to, nonfinite, per_rank, to_device
 from rmsd.train.data import EpochBatchSampler, make_loader, steps_for
 from rmsd.train.losses import response_logprobs
+from rmsd.train.rollout import HFRollout, RolloutEngine
 from rmsd.utils import get_logger
 
 log = get_logger(__name__)
@@ -83,7 +89,8 @@ class RLConfig:
     ppo_epochs: int = 1
     """Passes over each rollout batch (the clip only binds for > 1)."""
     temperature: float = 1.0
-    """Rollout sampling temperature."""
+    """Rollout sampling temperature; the policy and reference log-probs are taken at it too
+    (softmax(logits / T), the distribution the rollouts were drawn from)."""
     max_new_tokens: int = 32
     """Rollout length limit in tokens."""
     disc_warmup_steps: int = 10
@@ -320,6 +327,10 @@ class RLExample:
     pool_texts: list[str]
     pool_q: np.ndarray
     pool_p: np.ndarray
+    frames: np.ndarray | None = None
+    """(F, H, W, 3) uint8 raw frames; only the ``vllm`` rollout engine needs them."""
+    record: dict | None = None
+    """The item's frame-manifest record (video metadata for the ``vllm`` rollout engine)."""
 
 
 def check_pool(e: RLExample) -> str | None:
@@ -357,7 +368,7 @@ def _now(rt: Runtime) -> float:
 
 def rl_train(policy, ref, disc: Discriminator | None, encoder: VideoPromptEncoder,
              examples, cfg: RLConfig, mode: str, reward_fn, seed: int,
-             log_path=None, *, ctx: TrainContext | None = None) -> dict:
+             log_path=None, *, ctx: TrainContext | None = None, rollout: RolloutEngine | None = None) -> dict:
     """Run Stage 2 in place on ``policy``.
 
     Args:
@@ -373,6 +384,8 @@ def rl_train(policy, ref, disc: Discriminator | None, encoder: VideoPromptEncode
             + r * RANK_SEED_STRIDE).
         log_path: JSONL receiving one record per step (used when ``ctx`` is None).
         ctx: process layout, logger, checkpointer, resume point (None: one process, no checkpoints).
+        rollout: who samples the rollouts (:mod:`rmsd.train.rollout`); None: ``model.generate``
+            on the policy (:class:`~rmsd.train.rollout.HFRollout`).
 
     Returns:
         Summary of the run (steps, d_score used, final means, n_skipped_nan, seconds).
@@ -435,6 +448,7 @@ def rl_train(policy, ref, disc: Discriminator | None, encoder: VideoPromptEncode
     synced = pol.zero_stage == 3 and rt.distributed
     sampler = EpochBatchSampler(len(examples), cfg.prompts_per_step, rt.rank, rt.world_size, seed, start, total)
     loader = iter(make_loader(examples, sampler, cfg.num_workers))
+    rollout = rollout if rollout is not None else HFRollout()
     t0 = time.time() - elapsed
     bar = tqdm(range(start, total), desc=f"rl-{mode}", initial=start, total=total, mininterval=5,
                disable=None if rt.is_main else True)
@@ -445,13 +459,11 @@ def rl_train(policy, ref, disc: Discriminator | None, encoder: VideoPromptEncode
             if mode == "adversarial" and (why := next((w for e in exs if (w := check_pool(e))), None)):
                 raise TrainingError(f"Stage 2: {why} (set rl.on_empty_pool: skip to drop such items)")
             pol.eval()
-            groups = []
-            with pol.generation_context():
-                for sl in _chunks(len(exs), cfg.rollout_batch_size):
-                    groups += generate(pol.module, encoder, [e.prompt for e in exs[sl]], n=N, do_sample=True,
-                                       max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
-                                       top_p=1.0, top_k=0, device=rt.device, synced_gpus=synced)
+            groups = rollout.generate(pol, encoder, exs, n=N, max_new_tokens=cfg.max_new_tokens,
+                                      temperature=cfg.temperature, top_p=1.0, step=step, seed=seed,
+                                      synced_gpus=synced, batch_size=cfg.rollout_batch_size)
             t_gen = _now(rt)
+            r_info = rollout.last
             prompts_rep = [e.prompt for e in exs for _ in range(N)]
             resp_ids = [torch.tensor(g["ids"] or [encoder.eos_id], dtype=torch.long)
                         for grp in groups for g in grp]
@@ -507,12 +519,23 @@ def rl_train(policy, ref, disc: Discriminator | None, encoder: VideoPromptEncode
                                 step, n_nan)
                 else:
                     stats.update(pstats)
+                    rollout.policy_updated()
             elif skip_policy and step >= n_warm:
                 n_nan += 1
             t_end = _now(rt)
-            timing = {"gen_seconds": round(t_gen - t_step, 4), "disc_seconds": round(t_disc - t_gen, 4),
-                      "policy_seconds": round(t_end - t_disc, 4), "step_seconds": round(t_end - t_step, 4),
-                      "gen_share": round((t_gen - t_step) / max(t_end - t_step, 1e-9), 4)}
+            sync_s = float(r_info.get("sync_seconds", 0.0))
+            swap_s = float(r_info.get("wake_seconds", 0.0)) + float(r_info.get("sleep_seconds", 0.0))
+            gen_s = t_gen - t_step - sync_s - swap_s
+            step_s = t_end - t_step
+            n_gen = float(r_info.get("gen_tokens", 0.0))
+            timing = {"gen_seconds": round(gen_s, 4), "sync_seconds": round(sync_s, 4),
+                      "swap_seconds": round(swap_s, 4), "disc_seconds": round(t_disc - t_gen, 4),
+                      "policy_seconds": round(t_end - t_disc, 4), "step_seconds": round(step_s, 4),
+                      "gen_share": round(gen_s / max(step_s, 1e-9), 4), "gen_tokens": int(n_gen),
+                      "gen_tokens_per_s": round(n_gen / max(gen_s, 1e-9), 1),
+                      "rollouts_per_s": round(M / max(step_s, 1e-9), 4), "rollout_engine": rollout.name}
+            if "prompt_mismatch" in r_info:
+                timing["rollout_prompt_mismatch"] = int(r_info["prompt_mismatch"])
             keys = sorted(stats)
             vals = rt.all_mean([float(stats[k]) for k in keys]) if rt.distributed else [float(stats[k]) for k in keys]
             rec = {"stage": "stage2", "step": step, "global_step": ctx.global_offset + step, "phase": phase,
@@ -614,8 +637,9 @@ def _policy_step(pol: Engine, ref, encoder: VideoPromptEncoder, prompts_rep: lis
     subs = [to_device(_sub(batch, sl, prompts_rep), rt.device) for sl in parts] if len(parts) > 1 \
         else [to_device(batch, rt.device)]
     with torch.no_grad(), pol.autocast():
-        ref_lp = [response_logprobs(ref, b) for b in subs]
-        old_lp = [response_logprobs(pol.module, b) for b in subs] if cfg.ppo_epochs > 1 else None
+        ref_lp = [response_logprobs(ref, b, temperature=cfg.temperature) for b in subs]
+        old_lp = [response_logprobs(pol.module, b, temperature=cfg.temperature) for b in subs] \
+            if cfg.ppo_epochs > 1 else None
     pol.train()
     out = {}
     for _ in range(cfg.ppo_epochs):
@@ -623,7 +647,7 @@ def _policy_step(pol: Engine, ref, encoder: VideoPromptEncoder, prompts_rep: lis
         for k, (sl, b) in enumerate(zip(parts, subs)):
             with pol.no_sync(last=k == len(parts) - 1):
                 with pol.autocast():
-                    logp = response_logprobs(pol.model, b)
+                    logp = response_logprobs(pol.model, b, temperature=cfg.temperature)
                 old = old_lp[k] if old_lp is not None else logp.detach()
                 mask = b["response_mask"][:, 1:].to(logp.dtype)
                 pg = ppo_clip_loss(logp, old, adv_t[sl][:, None], cfg.clip_eps)

@@ -41,6 +41,7 @@ from rmsd.train.dist import Runtime, init_runtime
 from rmsd.train.engine import use_bf16
 from rmsd.train.loop import SFTConfig, sft_train
 from rmsd.train.rl import Discriminator, RLConfig, load_discriminator, rl_train
+from rmsd.train.rollout import ROLLOUT_ENGINES, build_rollout_engine, check_vllm_settings
 from rmsd.utils import get_logger, seed_everything, set_threads
 
 log = get_logger(__name__)
@@ -211,6 +212,10 @@ def train_variant(cfg: dict, out_dir: str, rt: Runtime | None = None) -> dict:
     sft_cfg = SFTConfig.from_dict(cfg["stage1"].get("sft", {}))
     mode = cfg["stage2"].get("mode", "none")
     rl_cfg = RLConfig.from_dict(cfg["stage2"].get("rl", {})) if mode != "none" else None
+    rollout_name = cfg["stage2"].get("rollout_engine", "hf")
+    if rollout_name not in ROLLOUT_ENGINES:
+        raise ConfigError(f"stage2.rollout_engine must be one of {ROLLOUT_ENGINES}, got {rollout_name!r}")
+    vllm_settings = check_vllm_settings(cfg["stage2"].get("vllm"))
     out = Path(out_dir)
     tmp = Path(str(out) + ".tmp")
     resumable = _prepare_tmp(cfg, tmp, rt)
@@ -246,7 +251,7 @@ def train_variant(cfg: dict, out_dir: str, rt: Runtime | None = None) -> dict:
                         truncate_to=resume_point.state.get("log_offset") if resume_point else 0,
                         purge_step=resume_point.state.get("global_step") if resume_point else None)
     ctx = TrainContext(rt=rt, logger=logger, checkpointer=checkpointer)
-    examples = RLDataset(idx2, encoder) if idx2 is not None else None
+    examples = RLDataset(idx2, encoder, raw_video=rollout_name == "vllm") if idx2 is not None else None
     stage1_data = SFTDataset(idx1, encoder) if idx1 is not None else None
     n1 = (steps_for(sft_cfg.epochs, len(stage1_data), sft_cfg.batch_size) if sft_cfg.epochs is not None
           else sft_cfg.steps) if s1_on else 0
@@ -285,9 +290,15 @@ def train_variant(cfg: dict, out_dir: str, rt: Runtime | None = None) -> dict:
                     load_discriminator(disc, ctx.resume.path / "disc.safetensors")
             ctx.global_offset = n1
             ctx.base_state = {"stage1_summary": summary.get("stage1")}
-            summary["stage2"] = rl_train(policy, ref, disc, encoder, examples, rl_cfg, mode,
-                                         make_reward_fn(ScoringConfig.from_dict(cfg["scoring"])),
-                                         seed, ctx=ctx)
+            rollout = build_rollout_engine(rollout_name, model_path=cfg["student_init"], encoder=encoder,
+                                           settings=vllm_settings, seed=seed, device=rt.device)
+            try:
+                summary["stage2"] = rl_train(policy, ref, disc, encoder, examples, rl_cfg, mode,
+                                             make_reward_fn(ScoringConfig.from_dict(cfg["scoring"])),
+                                             seed, ctx=ctx, rollout=rollout)
+            finally:
+                rollout.close()
+            summary["stage2"]["rollout_engine"] = rollout_name
             summary["stage2_deepspeed"] = rl_cfg.deepspeed
             final_eng = ctx.engines["policy"]
         summary["n_skipped_nan"] = sum(int(summary.get(s, {}).get(k, 0)) for s in ("stage1", "stage2")
