@@ -1,0 +1,134 @@
+"""Checkpoint and exit on a signal, so a job stopped before its time limit resumes when resubmitted.
+
+``python -m rmsd.train --stop-signals USR1,TERM`` (the default) installs :func:`install`'s handlers:
+they only record the first signal received. The step loops of both stages call :func:`poll` after
+every optimizer step; it returns the signal's name on every rank as soon as any rank got one
+(under ``torch.distributed`` the flag is all-reduced, so every rank stops after the same step). The
+loop then writes a step checkpoint through the existing checkpoint code and calls :func:`stop`,
+which raises :class:`Preempted`; the entry point logs
+``stage1: stopped at step N on SIGUSR1: checkpoint written, resubmit to resume (...)`` and exits with
+:data:`EXIT_PREEMPTED`. A rerun with the same ``--out`` resumes from that checkpoint.
+
+On Slurm the signal comes from ``sbatch --signal=SIG@SECONDS`` (resources.train_student.
+preempt_signal / preempt_seconds; slurm/README.md explains why the workflow sends SIGURG there).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rmsd.errors import ConfigError
+from rmsd.utils import get_logger
+
+if TYPE_CHECKING:
+    from rmsd.train.dist import Runtime
+
+log = get_logger(__name__)
+
+EXIT_PREEMPTED = 75
+"""Exit status after a checkpoint-and-exit (sysexits.h EX_TEMPFAIL: a temporary failure, retry)."""
+DEFAULT_SIGNALS = "USR1,TERM"
+
+_received: int = 0
+"""Number of the first stop signal received by this process (0: none)."""
+_installed: bool = False
+
+
+class Preempted(Exception):
+    """Training stopped on a signal after writing a checkpoint.
+
+    Attributes:
+        stage: the stage that stopped ("stage1", "stage2").
+        step: steps of that stage done (the checkpoint resumes at this step).
+        signal_name: e.g. "SIGUSR1".
+        checkpoint: the checkpoint directory written, or None (no checkpointer).
+    """
+
+    def __init__(self, stage: str, step: int, signal_name: str, checkpoint: Path | None):
+        self.stage, self.step, self.signal_name, self.checkpoint = stage, step, signal_name, checkpoint
+        what = (f"checkpoint written, resubmit to resume ({checkpoint})" if checkpoint is not None
+                else "no checkpoint (this run has no checkpointer)")
+        super().__init__(f"{stage}: stopped at step {step} on {signal_name}: {what}")
+
+
+def parse_signals(text: str | None) -> list[signal.Signals]:
+    """``"USR1,TERM"`` (names with or without ``SIG``, or numbers) -> signals; ``""``/``"none"`` -> [].
+
+    Raises:
+        ConfigError: an unknown name, or SIGKILL/SIGSTOP (cannot be caught).
+    """
+    out = []
+    for part in (text or "").split(","):
+        name = part.strip().upper()
+        if not name or name == "NONE":
+            continue
+        try:
+            sig = signal.Signals(int(name)) if name.isdigit() else signal.Signals[
+                name if name.startswith("SIG") else "SIG" + name]
+        except (KeyError, ValueError):
+            raise ConfigError(f"--stop-signals: unknown signal {part.strip()!r} (e.g. USR1, TERM, URG)") from None
+        if sig in (signal.SIGKILL, signal.SIGSTOP):
+            raise ConfigError(f"--stop-signals: {sig.name} cannot be caught")
+        if sig not in out:
+            out.append(sig)
+    return out
+
+
+def _handler(signum, frame) -> None:  # only sets the flag: the step loop does the rest
+    global _received
+    if not _received:
+        _received = signum
+
+
+def install(signals: list[signal.Signals]) -> None:
+    """Make each of ``signals`` set the stop flag instead of its default action (main thread only).
+
+    Every rank of a launch must call it with the same list (or none call it): :func:`poll` is a
+    collective exactly when it was called.
+    """
+    global _installed
+    if threading.current_thread() is not threading.main_thread():
+        raise RuntimeError("stop-signal handlers can only be installed from the main thread")
+    for sig in signals:
+        signal.signal(sig, _handler)
+    _installed = bool(signals)
+    if signals:
+        log.info("checkpoint-and-exit on %s", ", ".join(s.name for s in signals))
+
+
+def reset() -> None:
+    """Forget a received signal and the installed state (tests; handlers stay in place)."""
+    global _received, _installed
+    _received, _installed = 0, False
+
+
+def received() -> str | None:
+    """This process's first stop signal (name), or None."""
+    return signal.Signals(_received).name if _received else None
+
+
+def poll(rt: "Runtime") -> str | None:
+    """The stop signal's name when any rank received one, else None; the same on every rank.
+
+    Collective under ``torch.distributed`` when handlers are installed (one all-reduce of one
+    number: every rank must call it after the same step); free otherwise.
+    """
+    if not _installed:
+        return None
+    if not rt.distributed:
+        return received()
+    import torch
+
+    dev = rt.device if rt.backend == "nccl" else torch.device("cpu")
+    t = torch.tensor([float(_received)], dtype=torch.float64, device=dev)
+    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+    num = int(t.item())
+    return signal.Signals(num).name if num else None
+
+
+def stop(stage: str, step: int, signal_name: str, checkpoint: Path | None) -> None:
+    """Raise :class:`Preempted` (called by the step loops after the checkpoint is written)."""
+    raise Preempted(stage, step, signal_name, checkpoint)
