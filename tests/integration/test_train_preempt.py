@@ -30,14 +30,14 @@ def _log_lines(tmp: Path) -> int:
     return len(p.read_text().splitlines()) if p.exists() else 0
 
 
-def _signal_mid_run(cfg: Path, out: Path, sig: signal.Signals, after_lines: int, *flags: str
-                    ) -> tuple[int, str]:
+def _signal_mid_run(cfg: Path, out: Path, sig: signal.Signals, after_lines: int, *flags: str,
+                    env: dict | None = None) -> tuple[int, str]:
     """Start training, send ``sig`` once ``after_lines`` steps are logged; (exit status, stderr)."""
     tmp = Path(str(out) + ".tmp")
     err = out.parent / f"{out.name}.stderr"
     with open(err, "w") as ferr:
         proc = subprocess.Popen([sys.executable, "-m", "rmsd.train", "--config", str(cfg), "--out", str(out),
-                                 "--threads", "1", *flags], cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL,
+                                 "--threads", "1", *flags], cwd=ROOT, env={**ENV, **(env or {})}, stdout=subprocess.DEVNULL,
                                 stderr=ferr)
         try:
             deadline = time.time() + 240
@@ -74,7 +74,7 @@ def test_sigusr1_mid_stage1_checkpoints_exits_and_resumes(world, tmp_path):
     train_variant(yaml.safe_load(cfg.read_text()), str(ref))
     out = tmp_path / "out"
     tmp = Path(str(out) + ".tmp")
-    rc, err = _signal_mid_run(cfg, out, signal.SIGUSR1, after_lines=3)
+    rc, err = _signal_mid_run(cfg, out, signal.SIGUSR1, after_lines=3, env={"SLURM_JOB_ID": "4242"})
     assert rc == preempt.EXIT_PREEMPTED == 75, err[-3000:]
     (ck,) = [p for p in (tmp / "checkpoints").iterdir()]
     k = int(ck.name.split("_")[1])
@@ -85,13 +85,20 @@ def test_sigusr1_mid_stage1_checkpoints_exits_and_resumes(world, tmp_path):
     assert (ck / "policy" / "model.safetensors").exists() and (ck / "optim_policy.pt").exists()
     assert [r["step"] for r in map(json.loads, (tmp / "train_log.jsonl").read_text().splitlines())] == list(range(k))
     assert not out.exists()
+    assert json.loads((tmp / "stopped_on_signal.json").read_text()) == {
+        "slurm_job_id": "4242", "stage": "stage1", "step": k, "signal": "SIGUSR1"}
+    # Snakemake's retry inside the same Slurm allocation: exits at once, the resubmitted job resumes
+    r = run_train(cfg, out, env={"SLURM_JOB_ID": "4242"})
+    assert r.returncode == 75 and "Slurm job 4242 already stopped on SIGUSR1 (stage1 step" in r.stderr, r.stderr
+    assert (tmp / "checkpoints" / ck.name).is_dir()
 
-    r = run_train(cfg, out)
+    r = run_train(cfg, out, env={"SLURM_JOB_ID": "4243"})
     assert r.returncode == 0, r.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["resumed_from"] == {"path": f"step_{k}", "stage": "stage1", "stage_step": k}
     assert summary["stage1"]["resumed_at"] == k
     _same_run(ref, out, "stage1", "loss")
+    assert not (out / "stopped_on_signal.json").exists()
 
 
 def test_signal_mid_stage2_checkpoints_exits_and_resumes(world, tmp_path):

@@ -48,12 +48,16 @@ def main(argv: list[str] | None = None) -> int:
     from rmsd.train.dist import init_runtime, shutdown
     from rmsd.train.run import train_variant
 
+    if why := preempt.stopped_in_this_job(args.out):
+        print(why, file=sys.stderr, flush=True)
+        return EXIT_PREEMPTED
     preempt.install(preempt.parse_signals(args.stop_signals))
     rt = init_runtime(args.local_rank)
     try:
         train_variant(cfg, args.out, rt)
     except preempt.Preempted as e:
         if rt.is_main:
+            preempt.mark_stopped(args.out, e)
             preempt.log.warning("%s", e)
         return EXIT_PREEMPTED
     finally:

@@ -129,6 +129,44 @@ def poll(rt: "Runtime") -> str | None:
     return signal.Signals(num).name if num else None
 
 
+MARKER = "stopped_on_signal.json"
+
+
+def mark_stopped(out_dir: str | Path, e: Preempted) -> None:
+    """Record the stop in ``<out>.tmp/stopped_on_signal.json`` with this Slurm job's id (rank 0)."""
+    import json
+    import os
+
+    tmp = Path(str(out_dir) + ".tmp")
+    if tmp.is_dir():
+        (tmp / MARKER).write_text(json.dumps({"slurm_job_id": os.environ.get("SLURM_JOB_ID"), "stage": e.stage,
+                                              "step": e.step, "signal": e.signal_name}))
+
+
+def stopped_in_this_job(out_dir: str | Path) -> str | None:
+    """Why not to train now: this Slurm job already stopped on a signal (its time is nearly up).
+
+    Snakemake's ``retries`` also restart a failed job inside the same allocation; that attempt would
+    have only what is left of the limit (less than the signal's lead) and no signal before it, so it
+    exits at once and the job is resubmitted. None outside Slurm or in another job.
+    """
+    import json
+    import os
+
+    job = os.environ.get("SLURM_JOB_ID")
+    p = Path(str(out_dir) + ".tmp") / MARKER
+    if not job or not p.exists():
+        return None
+    try:
+        m = json.loads(p.read_text())
+    except (OSError, ValueError):
+        return None
+    if str(m.get("slurm_job_id")) != job:
+        return None
+    return (f"Slurm job {job} already stopped on {m.get('signal')} ({m.get('stage')} step {m.get('step')}, "
+            f"checkpoint in {p.parent}): not resuming inside the same allocation; resubmit to resume")
+
+
 def stop(stage: str, step: int, signal_name: str, checkpoint: Path | None) -> None:
     """Raise :class:`Preempted` (called by the step loops after the checkpoint is written)."""
     raise Preempted(stage, step, signal_name, checkpoint)

@@ -319,6 +319,7 @@ def train_variant(cfg: dict, out_dir: str, rt: Runtime | None = None) -> dict:
         atomic_write_json(tmp / "summary.json", summary)
         shutil.rmtree(ckpt_root, ignore_errors=True)
         (tmp / FINGERPRINT_FILE).unlink(missing_ok=True)
+        (tmp / preempt.MARKER).unlink(missing_ok=True)
         shutil.rmtree(out, ignore_errors=True)
         tmp.rename(out)
     rt.barrier()
