@@ -1,3 +1,6 @@
+from rmsd.errors import ConfigError
+
+
 rule train_config:
     input:
         student=student_base_dir(),
@@ -25,7 +28,12 @@ def train_resources(rule):
     out = rule_resources(rule)
     base, cap = res(rule, "runtime"), res(rule, "runtime_max")
     out["runtime"] = lambda wc, attempt: min(base * attempt, cap) if cap else base * attempt
-    if res(rule, "preempt_seconds"):
+    lead = res(rule, "preempt_seconds")
+    if lead and lead * 2 > base * 60:
+        raise ConfigError(f"resources.{rule}.preempt_seconds = {lead} is more than half the runtime of "
+                          f"{base} min: the job would be signalled to stop soon after it starts; "
+                          "lower it (0 = no signal) or raise runtime")
+    if lead:
         out["slurm_extra"] = f"--signal={res(rule, 'preempt_signal')}@{res(rule, 'preempt_seconds')}"
     return out
 

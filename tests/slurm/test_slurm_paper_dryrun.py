@@ -194,3 +194,10 @@ def test_training_checkpoints_before_the_limit_and_is_retried(paper_dryrun, pape
     p = subprocess.run([str(Path(SNAKEMAKE).parent / "python"), "-c", code], cwd=wd, env=job_env(),
                        capture_output=True, text=True, timeout=300)
     assert "RETRIES 3\n" in p.stdout, p.stdout[-2000:] + p.stderr[-3000:]
+    # a lead longer than half the limit would stop the job soon after it starts: refused
+    (wd / "short.yaml").write_text(yaml.safe_dump({"resources": {"train_student": {"runtime": 15}}}))
+    p = subprocess.run([SNAKEMAKE, "all", "-n", "--cores", "all", "--configfile", "config/paper.yaml",
+                        "paths.yaml", "short.yaml"], cwd=wd, env=job_env(), capture_output=True, text=True,
+                       timeout=600)
+    assert p.returncode != 0 and ("resources.train_student.preempt_seconds = 600 is more than half the "
+                                  "runtime of 15 min") in p.stdout + p.stderr, (p.stdout + p.stderr)[-3000:]
