@@ -74,7 +74,13 @@ def test_sigusr1_mid_stage1_checkpoints_exits_and_resumes(world, tmp_path):
     train_variant(yaml.safe_load(cfg.read_text()), str(ref))
     out = tmp_path / "out"
     tmp = Path(str(out) + ".tmp")
-    rc, err = _signal_mid_run(cfg, out, signal.SIGUSR1, after_lines=3, env={"SLURM_JOB_ID": "4242"})
+    # a stand-in for Slurm's scontrol: job 4242, restarted FAKE_RESTARTS times
+    fake = tmp_path / "bin" / "scontrol"
+    fake.parent.mkdir()
+    fake.write_text('#!/bin/sh\necho "JobId=$4 JobName=x Restarts=${FAKE_RESTARTS:-0} BatchFlag=1"\n')
+    fake.chmod(0o755)
+    slurm = {"SLURM_JOB_ID": "4242", "PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}"}
+    rc, err = _signal_mid_run(cfg, out, signal.SIGUSR1, after_lines=3, env=slurm)
     assert rc == preempt.EXIT_PREEMPTED == 75, err[-3000:]
     (ck,) = [p for p in (tmp / "checkpoints").iterdir()]
     k = int(ck.name.split("_")[1])
@@ -86,13 +92,13 @@ def test_sigusr1_mid_stage1_checkpoints_exits_and_resumes(world, tmp_path):
     assert [r["step"] for r in map(json.loads, (tmp / "train_log.jsonl").read_text().splitlines())] == list(range(k))
     assert not out.exists()
     assert json.loads((tmp / "stopped_on_signal.json").read_text()) == {
-        "slurm_job_id": "4242", "stage": "stage1", "step": k, "signal": "SIGUSR1"}
+        "slurm_run": "4242.0", "stage": "stage1", "step": k, "signal": "SIGUSR1"}
     # Snakemake's retry inside the same Slurm allocation: exits at once, the resubmitted job resumes
-    r = run_train(cfg, out, env={"SLURM_JOB_ID": "4242"})
+    r = run_train(cfg, out, env=slurm)
     assert r.returncode == 75 and "Slurm job 4242 already stopped on SIGUSR1 (stage1 step" in r.stderr, r.stderr
     assert (tmp / "checkpoints" / ck.name).is_dir()
-
-    r = run_train(cfg, out, env={"SLURM_JOB_ID": "4243"})
+    # the same job id requeued (restart count 1) is a new run: it resumes
+    r = run_train(cfg, out, env={**slurm, "FAKE_RESTARTS": "1"})
     assert r.returncode == 0, r.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["resumed_from"] == {"path": f"step_{k}", "stage": "stage1", "stage_step": k}

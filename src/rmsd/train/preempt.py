@@ -132,39 +132,62 @@ def poll(rt: "Runtime") -> str | None:
 MARKER = "stopped_on_signal.json"
 
 
-def mark_stopped(out_dir: str | Path, e: Preempted) -> None:
-    """Record the stop in ``<out>.tmp/stopped_on_signal.json`` with this Slurm job's id (rank 0)."""
-    import json
+def slurm_run_id() -> str | None:
+    """``<SLURM_JOB_ID>.<restarts>`` of the Slurm job this process runs in, None outside Slurm or
+    when the restart count cannot be read.
+
+    A requeued job (``sbatch --requeue``, ``scontrol requeue``) keeps its id; its restart count,
+    read from ``scontrol show job`` (``SLURM_RESTART_COUNT`` is not passed to every job step),
+    tells it apart from the run that stopped.
+    """
     import os
+    import re
+    import subprocess
+
+    job = os.environ.get("SLURM_JOB_ID")
+    if not job:
+        return None
+    try:
+        p = subprocess.run(["scontrol", "show", "job", "-o", job], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = re.search(r"\bRestarts=(\d+)", p.stdout)
+    return f"{job}.{m.group(1)}" if p.returncode == 0 and m else None
+
+
+def mark_stopped(out_dir: str | Path, e: Preempted) -> None:
+    """Record the stop in ``<out>.tmp/stopped_on_signal.json`` with this Slurm run's id (rank 0)."""
+    import json
 
     tmp = Path(str(out_dir) + ".tmp")
     if tmp.is_dir():
-        (tmp / MARKER).write_text(json.dumps({"slurm_job_id": os.environ.get("SLURM_JOB_ID"), "stage": e.stage,
-                                              "step": e.step, "signal": e.signal_name}))
+        (tmp / MARKER).write_text(json.dumps({"slurm_run": slurm_run_id(), "stage": e.stage, "step": e.step,
+                                              "signal": e.signal_name}))
 
 
 def stopped_in_this_job(out_dir: str | Path) -> str | None:
-    """Why not to train now: this Slurm job already stopped on a signal (its time is nearly up).
+    """Why not to train now: this Slurm job (same id and restart count) already stopped on a signal.
 
     Snakemake's ``retries`` also restart a failed job inside the same allocation; that attempt would
     have only what is left of the limit (less than the signal's lead) and no signal before it, so it
-    exits at once and the job is resubmitted. None outside Slurm or in another job.
+    exits at once and the job fails and is resubmitted. None outside Slurm, in another job, or in the
+    same job requeued.
     """
     import json
-    import os
 
-    job = os.environ.get("SLURM_JOB_ID")
     p = Path(str(out_dir) + ".tmp") / MARKER
-    if not job or not p.exists():
+    if not p.exists():
         return None
     try:
         m = json.loads(p.read_text())
     except (OSError, ValueError):
         return None
-    if str(m.get("slurm_job_id")) != job:
+    run = m.get("slurm_run")
+    if not run or run != slurm_run_id():
         return None
-    return (f"Slurm job {job} already stopped on {m.get('signal')} ({m.get('stage')} step {m.get('step')}, "
-            f"checkpoint in {p.parent}): not resuming inside the same allocation; resubmit to resume")
+    return (f"Slurm job {run.split('.')[0]} already stopped on {m.get('signal')} ({m.get('stage')} step "
+            f"{m.get('step')}, checkpoint in {p.parent}): not resuming inside the same allocation; "
+            "resubmit to resume")
 
 
 def stop(stage: str, step: int, signal_name: str, checkpoint: Path | None) -> None:
