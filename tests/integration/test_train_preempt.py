@@ -66,6 +66,7 @@ def _same_run(ref: Path, out: Path, stage: str, key: str) -> None:
     assert [r.get(key) for r in log if r["stage"] == stage] == [r.get(key) for r in ref_log if r["stage"] == stage]
 
 
+@pytest.mark.slow
 def test_sigusr1_mid_stage1_checkpoints_exits_and_resumes(world, tmp_path):
     # checkpoint_every 100 > steps: the only checkpoint is the one the signal asks for
     cfg = write_config(world, tmp_path / "cfg.yaml", stage1={"sft": {"steps": 40, "checkpoint_every": 100}},
@@ -107,6 +108,7 @@ def test_sigusr1_mid_stage1_checkpoints_exits_and_resumes(world, tmp_path):
     assert not (out / "stopped_on_signal.json").exists()
 
 
+@pytest.mark.slow
 def test_signal_mid_stage2_checkpoints_exits_and_resumes(world, tmp_path):
     """SIGURG, the signal the Slurm profile sends (--stop-signals as the train_student rule passes it)."""
     cfg = write_config(world, tmp_path / "cfg.yaml", stage1={"sft": {"steps": 4, "checkpoint_every": 100}},
