@@ -132,7 +132,8 @@ def get_workflow_sources():
 
 
 ##### cluster resources of the GPU rules (config "resources"; read by the Slurm executor) #####
-RESOURCE_DEFAULTS = {"gpu": 0, "cpus": 1, "mem_mb": 2000, "runtime": 60, "nodes": 1, "launcher": "python"}
+RESOURCE_DEFAULTS = {"gpu": 0, "cpus": 1, "mem_mb": 2000, "runtime": 60, "nodes": 1, "launcher": "python",
+                     "retries": 1, "preempt_seconds": 600, "preempt_signal": "URG"}  # last three: train_student
 LAUNCHERS = ("python", "torchrun", "accelerate", "deepspeed")
 
 

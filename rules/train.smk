@@ -1,3 +1,6 @@
+from rmsd.errors import ConfigError
+
+
 rule train_config:
     input:
         student=student_base_dir(),
@@ -17,6 +20,29 @@ rule train_config:
         "../scripts/train_config.py"
 
 
+def train_resources(rule):
+    """rule_resources plus checkpoint-and-exit before the Slurm time limit (slurm/README.md):
+    runtime grows with the attempt (runtime x attempt, at most runtime_max), and slurm_extra
+    --signal=SIG@SECONDS makes Slurm send preempt_signal that long before the limit to every process
+    of the job's steps; training checkpoints, exits with status 75 and the retry resumes."""
+    out = rule_resources(rule)
+    base, cap = res(rule, "runtime"), res(rule, "runtime_max")
+    out["runtime"] = lambda wc, attempt: min(base * attempt, cap) if cap else base * attempt
+    lead = res(rule, "preempt_seconds")
+    if lead and lead * 2 > base * 60:
+        raise ConfigError(f"resources.{rule}.preempt_seconds = {lead} is more than half the runtime of "
+                          f"{base} min: the job would be signalled to stop soon after it starts; "
+                          "lower it (0 = no signal) or raise runtime")
+    if lead:
+        out["slurm_extra"] = f"--signal={res(rule, 'preempt_signal')}@{res(rule, 'preempt_seconds')}"
+    return out
+
+
+def stop_signals(rule):
+    """Signals training checkpoints and exits on: the Slurm one, USR1 and TERM."""
+    return ",".join(dict.fromkeys([res(rule, "preempt_signal"), "USR1", "TERM"]))
+
+
 rule train_student:
     input:
         cfg="results/train/{variant}/seed{seed}/config.yaml",
@@ -28,8 +54,11 @@ rule train_student:
         "results/benchmarks/train_student/{variant}/seed{seed}.tsv"
     params:
         launch=launch_cmd("train_student", "rmsd.train"),
+        stop_signals=stop_signals("train_student"),
     threads: 1
+    retries: res("train_student", "retries")
     resources:
-        **rule_resources("train_student"),
+        **train_resources("train_student"),
     shell:
-        "{params.launch} --config {input.cfg} --out {output} --threads {threads} > {log} 2>&1"
+        "{params.launch} --config {input.cfg} --out {output} --threads {threads}"
+        " --stop-signals {params.stop_signals} > {log} 2>&1"

@@ -24,7 +24,9 @@ GPU_RULES = {"sample_teacher_shard": "sample_teacher", "train_student": "train_s
              "eval_run": "eval_run", "models_teacher": "models_teacher",
              "models_student_base": "models_student_base"}
 @pytest.fixture(scope="module")
-def paper_dryrun(tmp_path_factory):
+def paper_workspace(tmp_path_factory):
+    """A scratch workflow directory: the repository's Snakefile, rules, scripts, config and slurm
+    linked in, paths.yaml pointing config/paper.yaml's inputs at small fixtures."""
     wd = tmp_path_factory.mktemp("paper")
     for name in ("Snakefile", "rules", "scripts", "config", "slurm"):
         (wd / name).symlink_to(ROOT / name)
@@ -57,13 +59,24 @@ def paper_dryrun(tmp_path_factory):
                 Path(f).parent.mkdir(parents=True, exist_ok=True)
                 Path(f).touch()
     (wd / "paths.yaml").write_text(yaml.safe_dump(overlay))
+    return wd, paper
+
+
+def _dryrun(wd: Path, *extra: str, overlays: tuple[str, ...] = ()) -> str:
     # targets all + ablations = every table and figure of the paper
     p = subprocess.run([SNAKEMAKE, "all", "ablations", "-n", "-p", "--cores", "all", "--profile", "slurm",
-                        "--configfile", "config/paper.yaml", "paths.yaml"],
+                        *extra, "--configfile", "config/paper.yaml", "paths.yaml", *overlays],
                        cwd=wd, env=job_env(), capture_output=True, text=True, timeout=600)
     out = p.stdout + p.stderr
     assert p.returncode == 0, out[-5000:]
     assert "This was a dry-run" in out, out[-3000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def paper_dryrun(paper_workspace):
+    wd, paper = paper_workspace
+    out = _dryrun(wd)
     return paper, parse_jobs(out), out
 
 
@@ -147,3 +160,44 @@ def test_cpu_jobs_get_profile_defaults(paper_dryrun):
     defaults = [j for j in cpu_jobs if _int(j["resources"], "mem_mb") == profile["mem_mb"]
                 and _int(j["resources"], "runtime") == profile["runtime"]]
     assert {"train_config"} <= {j["rule"] for j in defaults}, cpu_jobs[:3]
+
+
+def test_training_checkpoints_before_the_limit_and_is_retried(paper_dryrun, paper_workspace):
+    """Slurm sends SIGURG 600 s before the limit to every process of the training job's steps
+    (--signal without B:, through slurm_extra), the training processes stop on it (--stop-signals),
+    and Snakemake resubmits the job (retries) with a runtime that grows with the attempt."""
+    paper, jobs, _ = paper_dryrun
+    want = paper["resources"]["train_student"]
+    assert (want["preempt_signal"], want["preempt_seconds"], want["retries"]) == ("URG", 600, 3)
+    train = [j for j in jobs if j["rule"] == "train_student"]
+    assert train
+    for j in train:
+        assert j["resources"]["slurm_extra"] == "--signal=URG@600", j["resources"]
+        assert " --stop-signals URG,USR1,TERM > results/logs/train_student/" in j["shell"], j["shell"]
+    assert all("slurm_extra" not in j["resources"] for j in jobs if j["rule"] != "train_student")
+    # the second attempt: runtime x 2, bounded by runtime_max (paper: the 48 h of the first attempt)
+    wd, _ = paper_workspace
+    (wd / "cap.yaml").write_text(yaml.safe_dump({"resources": {"train_student": {"runtime_max": 5000}}}))
+    for attempt, overlays, runtime in (("2", (), 2880), ("2", ("cap.yaml",), 5000), ("1", ("cap.yaml",), 2880)):
+        again = [j for j in parse_jobs(_dryrun(wd, "--attempt", attempt, overlays=overlays))
+                 if j["rule"] == "train_student"]
+        assert again and {_int(j["resources"], "runtime") for j in again} == {runtime}, (attempt, again[0])
+    # retries: the rule's own value (not shown by a dry run: read from the parsed workflow)
+    code = ("from pathlib import Path\n"
+            "from snakemake.api import SnakemakeApi\n"
+            "from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings\n"
+            "with SnakemakeApi(OutputSettings()) as api:\n"
+            "    wf = api.workflow(resource_settings=ResourceSettings(), snakefile=Path('Snakefile'),\n"
+            "                      config_settings=ConfigSettings(configfiles=[Path('config/paper.yaml'),\n"
+            "                                                                  Path('paths.yaml')]))\n"
+            "    print('RETRIES', wf._workflow.get_rule('train_student')._restart_times)\n")
+    p = subprocess.run([str(Path(SNAKEMAKE).parent / "python"), "-c", code], cwd=wd, env=job_env(),
+                       capture_output=True, text=True, timeout=300)
+    assert "RETRIES 3\n" in p.stdout, p.stdout[-2000:] + p.stderr[-3000:]
+    # a lead longer than half the limit would stop the job soon after it starts: refused
+    (wd / "short.yaml").write_text(yaml.safe_dump({"resources": {"train_student": {"runtime": 15}}}))
+    p = subprocess.run([SNAKEMAKE, "all", "-n", "--cores", "all", "--configfile", "config/paper.yaml",
+                        "paths.yaml", "short.yaml"], cwd=wd, env=job_env(), capture_output=True, text=True,
+                       timeout=600)
+    assert p.returncode != 0 and ("resources.train_student.preempt_seconds = 600 is more than half the "
+                                  "runtime of 15 min") in p.stdout + p.stderr, (p.stdout + p.stderr)[-3000:]

@@ -29,6 +29,7 @@ from rmsd.errors import ConfigError, TrainingError
 from rmsd.errors import check_known_keys
 from rmsd.models.inputs import EncodedPrompt, VideoPromptEncoder
 from rmsd.train.checkpoint import capture_rng, restore_rng
+from rmsd.train import preempt
 from rmsd.train.context import StepLogger, TrainContext, run_step_hooks
 from rmsd.train.data import EpochBatchSampler, make_loader, steps_for
 from rmsd.train.dist import Runtime
@@ -282,16 +283,19 @@ def sft_train(model, encoder: VideoPromptEncoder, data, cfg: SFTConfig, seed: in
                 if step % max(1, n_steps // 10) == 0 or step == n_steps - 1:
                     log.info("%s step %d/%d loss %.4f lr %.2e (%.1f s)", desc, step, n_steps, loss, lr,
                              time.time() - t0)
-            done = step + 1
-            if ctx.checkpointer is not None and cfg.checkpoint_every and done % cfg.checkpoint_every == 0 \
-                    and done < n_steps:
+            done, ckpt = step + 1, None
+            stop = preempt.poll(rt) if done < n_steps else None  # a signal: checkpoint now and exit
+            if ctx.checkpointer is not None and done < n_steps and (
+                    stop or (cfg.checkpoint_every and done % cfg.checkpoint_every == 0)):
                 state = {**ctx.base_state, "stage": desc, "stage_step": done, "n_skipped_nan": n_nan,
                          "loss_tail": losses[-10:], "seconds": round(time.time() - t0, 3),
                          "log_offset": ctx.logger.offset()}
-                ctx.checkpointer.save(ctx.global_offset + done, state, {"policy": eng},
-                                      {"policy": lambda d: eng.module.save_pretrained(d / "policy")},
-                                      capture_rng(rt))
+                ckpt = ctx.checkpointer.save(ctx.global_offset + done, state, {"policy": eng},
+                                             {"policy": lambda d: eng.module.save_pretrained(d / "policy")},
+                                             capture_rng(rt))
             run_step_hooks(desc, step)
+            if stop:
+                preempt.stop(desc, done, stop, ckpt)
     finally:
         if own_ctx:
             ctx.logger.close()

@@ -45,6 +45,7 @@ from rmsd.errors import check_known_keys
 from rmsd.models.inputs import EncodedPrompt, VideoPromptEncoder, generate, model_kwargs
 from rmsd.tasks import is_closed
 from rmsd.train.checkpoint import capture_rng, restore_rng
+from rmsd.train import preempt
 from rmsd.train.context import StepLogger, TrainContext, run_step_hooks
 from rmsd.train.dist import Runtime
 from rmsd.train.engine import Engine, ExecConfig, use_bf16
@@ -550,9 +551,10 @@ def rl_train(policy, ref, disc: Discriminator | None, encoder: VideoPromptEncode
             if step % max(1, total // 10) == 0 or step == total - 1:
                 log.info("stage2 step %d/%d %s reward %.3f disc_acc %s kl %s (%.1f s)", step, total, phase,
                          rec["reward"], _fmt(rec.get("disc_acc")), _fmt(rec.get("kl")), time.time() - t0)
-            done = step + 1
-            if ctx.checkpointer is not None and cfg.checkpoint_every and done % cfg.checkpoint_every == 0 \
-                    and done < total:
+            done, ckpt = step + 1, None
+            stop = preempt.poll(rt) if done < total else None  # a signal: checkpoint now and exit
+            if ctx.checkpointer is not None and done < total and (
+                    stop or (cfg.checkpoint_every and done % cfg.checkpoint_every == 0)):
                 state = {**ctx.base_state, "stage": "stage2", "stage_step": done, "n_skipped_nan": n_nan,
                          "n_skipped_nan_disc": n_nan_disc, "seconds": round(time.time() - t0, 3),
                          "log_offset": ctx.logger.offset(), "last": last}
@@ -560,8 +562,11 @@ def rl_train(policy, ref, disc: Discriminator | None, encoder: VideoPromptEncode
                 savers = {"policy": lambda d: pol.module.save_pretrained(d / "policy")}
                 if dsc is not None:
                     savers["disc"] = lambda d: save_discriminator(dsc.module, d / "disc.safetensors")
-                ctx.checkpointer.save(ctx.global_offset + done, state, engines, savers, capture_rng(rt, np_rng=rng))
+                ckpt = ctx.checkpointer.save(ctx.global_offset + done, state, engines, savers,
+                                             capture_rng(rt, np_rng=rng))
             run_step_hooks("stage2", step)
+            if stop:
+                preempt.stop("stage2", done, stop, ckpt)
     finally:
         bar.close()
         if own_ctx:

@@ -35,6 +35,7 @@ from rmsd.models.inputs import VideoPromptEncoder
 from rmsd.scoring import ScoringConfig, score_response
 from rmsd.tasks import is_closed
 from rmsd.train.checkpoint import CHECKPOINT_DIR, STAGE1_FINAL, Checkpoint, Checkpointer, _fsync_dir
+from rmsd.train import preempt
 from rmsd.train.context import StepLogger, TrainContext
 from rmsd.train.data import RLDataset, SFTDataset, scan_selection, stage_split, steps_for
 from rmsd.train.dist import Runtime, init_runtime
@@ -268,6 +269,8 @@ def train_variant(cfg: dict, out_dir: str, rt: Runtime | None = None) -> dict:
                                     {"stage": "stage1_final", "stage_step": n1, "global_step": n1,
                                      "world_size": rt.world_size, "log_offset": logger.offset(),
                                      "summary": summary["stage1"]})
+                if sig := preempt.poll(rt):  # a signal during Stage 1's last step: stop before Stage 2
+                    preempt.stop("stage1", n1, sig, s1_final)
         elif s1_done:
             summary["stage1"] = json.loads((s1_final / "state.json").read_text())["summary"]
         if mode != "none":
@@ -316,6 +319,7 @@ def train_variant(cfg: dict, out_dir: str, rt: Runtime | None = None) -> dict:
         atomic_write_json(tmp / "summary.json", summary)
         shutil.rmtree(ckpt_root, ignore_errors=True)
         (tmp / FINGERPRINT_FILE).unlink(missing_ok=True)
+        (tmp / preempt.MARKER).unlink(missing_ok=True)
         shutil.rmtree(out, ignore_errors=True)
         tmp.rename(out)
     rt.barrier()
