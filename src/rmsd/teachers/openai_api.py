@@ -142,6 +142,7 @@ class OpenAITeacher:
         self.send_n, self.request_logprobs = bool(send_n), bool(request_logprobs)
         self.extra_body = dict(extra_body or {})
         self._lock = threading.Lock()
+        self._tls = threading.local()  # attempts of the request this thread is sending
         self.n_requests = 0
         """HTTP requests sent (attempts, retries included)."""
         self.n_retries = 0
@@ -156,6 +157,7 @@ class OpenAITeacher:
         def on_request(_req: httpx.Request) -> None:
             with self._lock:
                 self.n_requests += 1
+            self._tls.attempts = getattr(self._tls, "attempts", 0) + 1
 
         def on_response(resp: httpx.Response) -> None:
             if resp.status_code >= 400:
@@ -325,7 +327,7 @@ class OpenAITeacher:
         extra = {k: v for k, v in body.items() if k not in STANDARD_FIELDS}
         where = f"teacher {self.teacher!r}, item {item['id']!r}"
         attempts = f"{self.max_retries + 1} attempt(s)"
-        before = self.n_requests
+        self._tls.attempts = 0
         try:
             resp = self._client.chat.completions.create(**std, extra_body=extra or None)
         except openai.APITimeoutError:
@@ -343,7 +345,7 @@ class OpenAITeacher:
                                f"({detail})") from None
         finally:
             with self._lock:
-                self.n_retries += max(0, self.n_requests - before - 1)
+                self.n_retries += max(0, self._tls.attempts - 1)
         data = resp.model_dump() if hasattr(resp, "model_dump") else resp
         if not isinstance(data, dict):
             raise TeacherError(f"{where}: response from {self.safe_url} is not a JSON object")
