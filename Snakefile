@@ -13,6 +13,16 @@ if not workflow.config_settings.configfiles:
     configfile: "config/config.yaml"
 
 
+# Rebuilt from the files: duplicate keys are errors, a file may name a `base` file it is merged over
+# and `replace` whole sections (docs/howto.md); --config overrides are merged last.
+from rmsd.config import load_config_files
+
+_config = load_config_files(workflow.config_settings.configfiles or ["config/config.yaml"],
+                            dict(workflow.config_settings.config))
+config.clear()
+config.update(_config)
+
+
 report: "report/workflow.rst"
 
 

@@ -197,7 +197,7 @@ def sample_pool(items_path: str | os.PathLike, frames_dir: str | os.PathLike,
                 out_path: str | os.PathLike, spec: TeacherSpec, K: int, *, shard: int = 0,
                 n_shards: int = 1, cache_dir: str | os.PathLike | None = None, chunk_items: int = 64,
                 log_every_s: float = 30.0, on_missing: str = "fail",
-                identical_max_share: float = 0.5, on_identical: str = "fail") -> dict:
+                identical_max_share: float = 0.9, on_identical: str = "fail") -> dict:
     """Write K samples per item of one shard from ``spec``'s teacher to ``out_path`` (JSONL).
 
     Args:
