@@ -28,6 +28,7 @@ from rmsd.io import read_jsonl, write_jsonl
 from rmsd.tasks import build_prompt
 from rmsd.teachers import SamplingParams, TeacherSpec, sample_pool
 from rmsd.teachers.openai_api import encode_frames
+from rmsd.teachers.pool import is_valid_sample
 
 F, S = 8, 56
 ITEMS = [
@@ -95,7 +96,8 @@ class Stub:
                                  "choices": [{"index": c, "finish_reason": "stop", "logprobs": None,
                                               "message": {"role": "assistant", "content": t}}
                                              for c, t in enumerate(texts)],
-                                 "usage": {"prompt_tokens": 100, "completion_tokens": 7,
+                                 "usage": {"prompt_tokens": 100,
+                                           "completion_tokens": 0 if stub.mode == "empty" else 7,
                                            "total_tokens": 107}})
 
             def _send(self, code, obj):
@@ -271,11 +273,21 @@ def test_unreachable_endpoint_is_a_clear_error(key):
     assert (backend.n_requests, backend.n_retries) == (2, 1)
 
 
+def test_is_valid_sample():
+    assert is_valid_sample({"text": "<answer>A</answer>", "finish_reason": "stop", "n_tokens": None})
+    assert is_valid_sample({"text": "<answer>A", "finish_reason": "length", "n_tokens": 12})
+    assert is_valid_sample({"text": "", "finish_reason": "stop", "n_tokens": 1})  # EOS first: a real answer
+    assert not is_valid_sample({"text": "", "finish_reason": "stop", "n_tokens": 0})
+    assert not is_valid_sample({"text": " ", "finish_reason": "stop", "n_tokens": None})
+    assert not is_valid_sample({"text": "partial", "finish_reason": "abort", "n_tokens": 3})
+    assert not is_valid_sample({"text": "partial", "finish_reason": None, "n_tokens": 3})
+
+
 def test_empty_answers_are_never_cached(tmp_path, key):
     items_path, fdir, _ = make_dataset(tmp_path)
     with Stub(key, mode="empty", choices=8) as stub:
-        with pytest.raises(TeacherError, match=r"4 of 4 sample\(s\) were empty.*not cached"):
-            sample_pool(items_path, fdir, tmp_path / "pool.jsonl", spec(stub.url), K=2,
+        with pytest.raises(TeacherError, match=r"4 of 4 sample\(s\) were empty \(no token generated\).*not cached"):
+            sample_pool(items_path, fdir, tmp_path / "pool.jsonl", spec(stub.url, send_n=False), K=2,
                         cache_dir=tmp_path / "cache")
     assert not (tmp_path / "pool.jsonl").exists()
     with Stub(key, choices=8) as stub:  # the server fixed: everything is asked again

@@ -306,7 +306,7 @@ def sample_pool(items_path: str | os.PathLike, frames_dir: str | os.PathLike,
         first = ", ".join(f"item {i!r} k {k} (finish_reason {f!r}, text {t!r})"
                           for i, k, f, t in invalid[:3])
         raise TeacherError(f"teacher {spec.name!r}: {len(invalid)} of {n_todo} sample(s) were empty "
-                           f"or ended by an error and were not cached; first: {first}. A rerun asks "
+                           f"(no token generated) or ended by an error and were not cached; first: {first}. A rerun asks "
                            "for them again (the valid ones are cached).")
 
     recs = []
@@ -348,11 +348,14 @@ def sample_pool(items_path: str | os.PathLike, frames_dir: str | os.PathLike,
 
 
 def is_valid_sample(g: dict) -> bool:
-    """Whether a backend's sample may be cached: a non-empty text that ended normally
-    (``finish_reason`` in :data:`VALID_FINISH`). Empty answers and answers cut by an error, a
-    content filter or an abort are never cached as samples."""
-    return (isinstance(g.get("text"), str) and g["text"].strip() != ""
-            and g.get("finish_reason") in VALID_FINISH)
+    """Whether a backend's sample may be cached: it ended normally (``finish_reason`` in
+    :data:`VALID_FINISH`) and is either non-empty text or an answer the model really generated
+    (``n_tokens`` >= 1: e.g. the end-of-turn token first, which scoring counts as a format
+    violation). Answers cut by an error, a content filter or an abort, and empty answers with no
+    generated token (what a failing server returns) are never cached as samples."""
+    if not isinstance(g.get("text"), str) or g.get("finish_reason") not in VALID_FINISH:
+        return False
+    return g["text"].strip() != "" or (g.get("n_tokens") or 0) >= 1
 
 
 def distinct_counts(recs: list[dict], K: int) -> list[int]:
