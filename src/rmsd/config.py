@@ -141,6 +141,8 @@ def input_paths(config: dict) -> list[tuple[str, str, str]]:
             kind = "model" if t.get("backend") == "vllm" else "dir"
             out.append((f"sampling.teachers.{name}.path", str(t["path"]), kind))
     evaluation = config.get("evaluation") or {}
+    for name, path in sorted((evaluation.get("items") or {}).items()):
+        out.append((f"evaluation.items.{name}", str(path), "file"))
     from rmsd.evaluation.benchmarks import BENCHMARK_NAMES
 
     if any(b in BENCHMARK_NAMES for b in evaluation.get("benchmarks") or []):
@@ -460,3 +462,26 @@ def compare_params_by_value() -> None:
 
     serialize._rmsd_canonical = True
     cls._serialize_param_builtin = serialize
+
+
+RESERVED_DATASETS = ("train", "distill", "clips")
+
+
+def check_eval_items(config: dict) -> None:
+    """``evaluation.items`` names: not a built-in dataset name, and each one evaluated.
+
+    Raises:
+        ConfigError: a NAME that is a paper benchmark, ``synth-*``, ``train``, ``distill`` or
+            ``clips``; a NAME not listed in ``evaluation.benchmarks`` (it would never run).
+    """
+    from rmsd.evaluation.benchmarks import BENCHMARK_NAMES
+
+    evaluation = config["evaluation"]
+    for name in sorted(evaluation.get("items") or {}):
+        if name in BENCHMARK_NAMES or name.startswith("synth-") or name in RESERVED_DATASETS:
+            raise ConfigError(f"evaluation.items.{name}: the name is taken by a built-in dataset; "
+                              f"pick another (reserved: {list(RESERVED_DATASETS)}, synth-*, "
+                              f"{list(BENCHMARK_NAMES)})")
+        if name not in evaluation["benchmarks"]:
+            raise ConfigError(f"evaluation.items.{name}: not listed in evaluation.benchmarks "
+                              f"{evaluation['benchmarks']}, so it would never be evaluated")

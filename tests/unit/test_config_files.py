@@ -122,3 +122,22 @@ def test_params_are_serialized_in_canonical_key_order():
     assert ser(None, a) == ser(None, b) == repr(canonical(a))
     assert ser(None, {"temperature": 0.8}) != ser(None, {"temperature": 0.7})
     assert ser(None, 3) == "3" and ser(None, "s") == "'s'"
+
+
+def test_own_evaluation_items_are_checked_at_parse_time(tmp_path):
+    from rmsd.config import check_eval_items, check_paths
+
+    cfg = copy.deepcopy(DEFAULT)
+    cfg["evaluation"]["items"] = {"mytest": str(tmp_path / "test.jsonl")}
+    with pytest.raises(ConfigError, match=r"evaluation.items.mytest: not listed in evaluation.benchmarks"):
+        check_eval_items(cfg)
+    cfg["evaluation"]["benchmarks"] = ["synth-test", "mytest"]
+    check_eval_items(cfg)
+    validate_config(cfg, SCHEMA)
+    with pytest.raises(ConfigError, match=r"evaluation.items.mytest: file .*test.jsonl does not exist"):
+        check_paths(cfg)
+    (tmp_path / "test.jsonl").write_text("{}\n")
+    check_paths(cfg)
+    cfg["evaluation"]["items"] = {"VideoMME": "x.jsonl"}
+    with pytest.raises(ConfigError, match=r"evaluation.items.VideoMME: the name is taken by a built-in"):
+        check_eval_items(cfg)

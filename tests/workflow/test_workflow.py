@@ -144,6 +144,20 @@ def test_user_file_on_a_base_with_a_served_teacher(workspace):
     assert "models_teacher" not in out.stdout
 
 
+def test_run_saves_its_config_and_report_checks_it(workspace):
+    saved = yaml.safe_load((workspace / "results/config/resolved.yaml").read_text())
+    assert saved["seeds"] == [0, 1] and saved["sampling"]["K"] == 4
+    assert saved["sampling"]["identical_max_share"] == 0.9  # schema defaults filled in
+    pools = [json.loads(x) for x in (workspace / "results/pool/strong/synth-distill.jsonl").read_text().splitlines()]
+    assert all(1 <= r["n_distinct"] <= 4 for r in pools)
+    out = snakemake(workspace, "--report", "other.html", "report", check=False)  # the default config
+    assert out.returncode != 0
+    text = out.stdout + out.stderr
+    assert "the config given differs from the one the results" in text
+    assert "seeds: run [0, 1], given [0, 1, 2, 3, 4]" in text
+    assert not (workspace / "other.html").exists()
+
+
 def test_sampling_param_change_reruns_downstream_only(workspace):
     cfg = yaml.safe_load((workspace / "test.yaml").read_text())
     cfg["sampling"]["teachers"]["weak"]["temperature"] = 0.9
