@@ -15,12 +15,13 @@ if ENV_BIN not in os.environ.get("PATH", "").split(os.pathsep):
     os.environ["PATH"] = ENV_BIN + os.pathsep + os.environ.get("PATH", "")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from rmsd.config import canonical, check_api_keys, check_eval_items, check_unique_teachers, compare_params_by_value, validate_config
+from rmsd.config import canonical, check_api_keys, check_eval_items, check_external_splits, check_unique_teachers, compare_params_by_value, validate_config
 validate_config(config, os.path.join(workflow.basedir, "config", "schema.yaml"))  # a few lines per bad key
 validate(config, schema="../config/schema.yaml")  # fills in the schema's defaults
 check_config(config)
 check_unique_teachers(config)
 check_eval_items(config)
+check_external_splits(config)
 check_api_keys(config)  # a dry run fails too: the key is needed by the jobs it lists
 compare_params_by_value()  # params recorded in canonical key order: reformatting reruns nothing
 if "--report" in sys.argv or any(a.startswith("--report=") for a in sys.argv):

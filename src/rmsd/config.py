@@ -485,3 +485,24 @@ def check_eval_items(config: dict) -> None:
         if name not in evaluation["benchmarks"]:
             raise ConfigError(f"evaluation.items.{name}: not listed in evaluation.benchmarks "
                               f"{evaluation['benchmarks']}, so it would never be evaluated")
+
+
+def check_external_splits(config: dict) -> None:
+    """With ``data.generator: external``, the train split is given when something is built here.
+
+    Models with ``arch`` (and the tokenizer/processor built for them) are trained here from the
+    train split, so it must be named in ``data.external.train``.
+
+    Raises:
+        ConfigError: naming the models that need it and the two ways out.
+    """
+    data, models = config["data"], config["models"]
+    if data["generator"] != "external" or (data.get("external") or {}).get("train"):
+        return
+    built = [f"models.teachers.{n}" for n, m in sorted(models["teachers"].items()) if "arch" in m]
+    if "arch" in models["student"]:
+        built.append("models.student")
+    if built:
+        raise ConfigError(f"data.external.train is not set, but {built} are built and trained here from "
+                          "the train split: give data.external.train (an items file) or a pretrained "
+                          "`path` for each")

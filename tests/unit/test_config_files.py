@@ -141,3 +141,16 @@ def test_own_evaluation_items_are_checked_at_parse_time(tmp_path):
     cfg["evaluation"]["items"] = {"VideoMME": "x.jsonl"}
     with pytest.raises(ConfigError, match=r"evaluation.items.VideoMME: the name is taken by a built-in"):
         check_eval_items(cfg)
+
+
+def test_external_data_needs_a_train_split_when_models_are_built_here():
+    from rmsd.config import check_external_splits
+
+    cfg = copy.deepcopy(DEFAULT)
+    cfg["data"] = {"generator": "external", "external": {"distill": "d.jsonl"}}
+    with pytest.raises(ConfigError, match=r"data.external.train is not set, but \['models.teachers.strong', "
+                                          r"'models.teachers.weak', 'models.student'\] are built"):
+        check_external_splits(cfg)
+    cfg["models"] = {"teachers": {}, "student": {"path": "ckpt/student"}}
+    check_external_splits(cfg)
+    check_external_splits(DEFAULT)
