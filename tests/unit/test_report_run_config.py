@@ -23,6 +23,8 @@ def test_another_config_fails_naming_the_keys(tmp_path):
         check_report_config({"seeds": [0, 1, 2, 3, 4], "sampling": {"K": 8}, "extra": 1},
                             tmp_path / "config" / "resolved.yaml")
     msg = str(err.value).splitlines()
+    assert msg[0] == (f"--report: the config given differs from the one the results were made with "
+                      f"({tmp_path / 'config' / 'resolved.yaml'}), so the report would describe another run:")
     assert msg[1:4] == ["  extra: run '<unset>', given 1", "  sampling.K: run 4, given 8",
                         "  seeds: run [0, 1], given [0, 1, 2, 3, 4]"]
     assert msg[-1] == "Pass the run's --configfile (and --config) to snakemake --report."

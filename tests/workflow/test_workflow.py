@@ -154,7 +154,7 @@ def test_run_saves_its_config_and_report_checks_it(workspace):
     assert out.returncode != 0
     text = out.stdout + out.stderr
     assert "the config given differs from the one the results" in text
-    assert "seeds: run [0, 1], given [0, 1, 2, 3, 4]" in text
+    assert "data.n_per_task.test: run 10, given 300" in text and "more" in text
     assert not (workspace / "other.html").exists()
 
 

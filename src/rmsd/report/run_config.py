@@ -65,7 +65,7 @@ def check_report_config(config: dict, path: str | os.PathLike = RESOLVED) -> Non
 
         lines = [f"  {k}: run {short(a)}, given {short(b)}" for k, a, b in diff[:8]]
         more = f"\n  ... and {len(diff) - 8} more" if len(diff) > 8 else ""
-        raise ConfigError(f"--report: the config given differs from the one the results in {p.parent.parent} "
-                          f"were made with ({p}), so the report would describe another run:\n"
+        raise ConfigError(f"--report: the config given differs from the one the results were made "
+                          f"with ({p}), so the report would describe another run:\n"
                           + "\n".join(lines) + more +
                           "\nPass the run's --configfile (and --config) to snakemake --report.")
