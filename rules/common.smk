@@ -21,7 +21,6 @@ validate(config, schema="../config/schema.yaml")  # fills in the schema's defaul
 check_config(config)
 check_unique_teachers(config)
 check_eval_items(config)
-check_external_splits(config)
 check_api_keys(config)  # a dry run fails too: the key is needed by the jobs it lists
 compare_params_by_value()  # params recorded in canonical key order: reformatting reruns nothing
 if "--report" in sys.argv or any(a.startswith("--report=") for a in sys.argv):
@@ -29,6 +28,7 @@ if "--report" in sys.argv or any(a.startswith("--report=") for a in sys.argv):
 
     check_report_config(config)  # the report's front page must describe the run it reports
 from rmsd.config import check_paths; check_paths(config)  # input paths exist before any job starts
+check_external_splits(config)  # after the paths: a missing file is the first thing to report
 
 SYNTH_SPLITS = ["train", "distill", "test"]
 SYNTHETIC = config["data"]["generator"] == "synth"

@@ -212,26 +212,23 @@ relative to this one, that this file is merged over) and ``replace`` (dotted key
 whole instead of merging into the base's value, e.g. ``[sampling.teachers, variants]``)."""
 
 
-def _unique_key_loader(name: str):
+def _check_duplicate_keys(node, name: str) -> None:
+    """Walk a composed YAML node tree; a mapping with a repeated key raises ConfigError."""
     import yaml
 
-    class Loader(yaml.SafeLoader):
-        pass
-
-    def construct_mapping(loader, node, deep=False):
-        loader.flatten_mapping(node)
+    if isinstance(node, yaml.MappingNode):
         seen: dict = {}
-        for key_node, _ in node.value:
-            key = loader.construct_object(key_node, deep=deep)
-            if key in seen:
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else id(key_node)
+            if key in seen and key != "<<":
                 raise ConfigError(f"{name}: line {key_node.start_mark.line + 1}: duplicate key "
                                   f"{key!r} (first at line {seen[key] + 1}); YAML would silently keep "
                                   "the later one")
             seen[key] = key_node.start_mark.line
-        return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
-
-    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
-    return Loader
+            _check_duplicate_keys(value_node, name)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _check_duplicate_keys(item, name)
 
 
 def read_config_file(path: str | os.PathLike) -> dict:
@@ -249,7 +246,8 @@ def read_config_file(path: str | os.PathLike) -> dict:
     except OSError as e:
         raise ConfigError(f"config file {path}: cannot be read ({e.strerror or e})") from None
     try:
-        data = yaml.load(text, Loader=_unique_key_loader(str(path))) if text.strip() else {}
+        _check_duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader), str(path))
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise ConfigError(f"config file {path}: not valid YAML: {e}") from None
     if data is None:
