@@ -7,7 +7,8 @@ One tiny randomly initialised Qwen2-VL checkpoint is run two ways on the same it
   OpenAI-compatible server (http.server in a thread, standing in for ``vllm serve``, whose
   ``video/jpeg`` data URL it decodes the same way) that runs the project's own encoder and
   ``generate`` on the same model. ``transformers serve`` is installable here (``pip install -e
-  .[serve]``) but does not take video content parts, so it cannot stand in for the video path.
+  .[serve]``) but takes a ``video_url`` only as a video file that it decodes and resamples itself
+  (32 frames by default), not as the already-sampled frames, so it cannot show the local input.
 
 Checked: the server rebuilds exactly the local prompt tokens (same text, same number of video
 tokens) and nearly the same pixels (JPEG of flat frames), greedy answers are identical for all
