@@ -1,16 +1,30 @@
 # rmsd: Reliable Multi-Sample Distillation for video understanding, as a Snakemake workflow.
 # This file is a table of contents: configuration, validation, rule files in stage order, targets.
 
+import os
+
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-# The embedded default, unless a complete experiment is given with --configfile (config/paper.yaml,
-# tests/workflow/config.yaml): those replace it instead of being deep-merged into it.
+# The embedded default, unless experiment files are given with --configfile: a complete one
+# (config/paper.yaml, tests/workflow/config.yaml) replaces it; a file with `base: <file>` is merged
+# over that file and may `replace` whole sections (docs/howto.md).
+DEFAULT_CONFIG = os.path.join(workflow.basedir, "config", "config.yaml")  # also under -d elsewhere
 if not workflow.config_settings.configfiles:
 
-    configfile: "config/config.yaml"
+    configfile: DEFAULT_CONFIG
+
+
+# Rebuilt from the files: duplicate keys are errors, a file may name a `base` file it is merged over
+# and `replace` whole sections (docs/howto.md); --config overrides are merged last.
+from rmsd.config import load_config_files
+
+_config = load_config_files(workflow.config_settings.configfiles or [DEFAULT_CONFIG],
+                            dict(workflow.config_settings.config))
+config.clear()
+config.update(_config)
 
 
 report: "report/workflow.rst"

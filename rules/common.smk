@@ -15,9 +15,20 @@ if ENV_BIN not in os.environ.get("PATH", "").split(os.pathsep):
     os.environ["PATH"] = ENV_BIN + os.pathsep + os.environ.get("PATH", "")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-validate(config, schema="../config/schema.yaml")
+from rmsd.config import canonical, check_api_keys, check_eval_items, check_external_splits, check_unique_teachers, compare_params_by_value, validate_config
+validate_config(config, os.path.join(workflow.basedir, "config", "schema.yaml"))  # a few lines per bad key
+validate(config, schema="../config/schema.yaml")  # fills in the schema's defaults
 check_config(config)
+check_unique_teachers(config)
+check_eval_items(config)
+check_api_keys(config)  # a dry run fails too: the key is needed by the jobs it lists
+compare_params_by_value()  # params recorded in canonical key order: reformatting reruns nothing
+if "--report" in sys.argv or any(a.startswith("--report=") for a in sys.argv):
+    from rmsd.report.run_config import check_report_config
+
+    check_report_config(config)  # the report's front page must describe the run it reports
 from rmsd.config import check_paths; check_paths(config)  # input paths exist before any job starts
+check_external_splits(config)  # after the paths: a missing file is the first thing to report
 
 SYNTH_SPLITS = ["train", "distill", "test"]
 SYNTHETIC = config["data"]["generator"] == "synth"
@@ -104,14 +115,14 @@ def get_main_outputs():
             for f in report_files("figures", fig)]
     if config["data"].get("clips", False):
         out.append("results/frames/clips/manifest.jsonl")
-    return out
+    return out + ["results/config/resolved.yaml"]
 
 
 def get_ablation_outputs():
     """Target ablations: Tables 3-6, the findings table and the K/tau sensitivity figure."""
     out = [f for t in ("ablation", "k_sensitivity", "tau_sensitivity", "task_adaptive", "findings")
            for f in report_files("tables", t)]
-    return out + report_files("figures", "sensitivity")
+    return out + report_files("figures", "sensitivity") + ["results/config/resolved.yaml"]
 
 
 def get_report_outputs():

@@ -1,3 +1,5 @@
+import re
+
 rule data_synth:
     output:
         jsonl="results/data/synth-{split}/items.jsonl",
@@ -19,20 +21,21 @@ rule data_clips:
         "../scripts/data_clips.py"
 
 
+EVAL_ITEMS = config["evaluation"].get("items") or {}  # own evaluation sets, NAME: items file
+
+
 rule data_external:
     input:
-        source=lambda wc: config["data"]["external"][wc.split],
+        source=lambda wc: EVAL_ITEMS[wc.split] if wc.split in EVAL_ITEMS else config["data"]["external"][wc.split],
     output:
         jsonl="results/data/{split}/items.jsonl",
     log:
         "results/logs/data_external/{split}.log",
     wildcard_constraints:
-        split="train|distill",
+        split="|".join(["train", "distill"] + [re.escape(n) for n in EVAL_ITEMS]),
     script:
         "../scripts/data_external.py"
 
-
-import re
 
 from rmsd.evaluation.benchmarks import BENCHMARK_NAMES, import_params
 from rmsd.evaluation.benchmarks.settings import annotation_files

@@ -341,3 +341,18 @@ rule report_table_findings:
     localrule: True
     script:
         "../scripts/report_findings.py"
+
+
+rule run_config:
+    # The config this run was made with (files merged, defaults filled, keys in canonical order):
+    # what `snakemake --report` checks its own config against (rmsd.report.run_config), and where
+    # a reader finds every setting of the run. Rewritten whenever a config value changes.
+    output:
+        "results/config/resolved.yaml",
+    params:
+        config=lambda wc: canonical(config),
+    localrule: True
+    run:
+        from rmsd.report.run_config import write_resolved
+
+        write_resolved(params.config, output[0])

@@ -43,6 +43,8 @@ rule sample_teacher_shard:
         cache_dir=lambda wc: f"results/cache/pool/{wc.teacher}/{wc.dataset}",
         model_revision=lambda wc: config["models"]["teachers"].get(wc.teacher, {}).get("revision"),
         on_missing=config["frames"].get("on_error", "fail"),  # items the frame stage skipped
+        identical_max_share=config["sampling"].get("identical_max_share", 0.9),
+        on_identical=config["sampling"].get("on_identical", "fail"),
     threads: 1
     conda:
         sample_env

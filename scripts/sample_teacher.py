@@ -21,6 +21,8 @@ pool_kwargs = dict(
     chunk_items=snakemake.params.chunk_items,
     log_every_s=snakemake.config["sampling"].get("log_every_s", 30),  # not a param: no rerun trigger
     on_missing=snakemake.params.on_missing,
+    identical_max_share=snakemake.params.identical_max_share,
+    on_identical=snakemake.params.on_identical,
 )
 # a vLLM teacher runs in the vLLM environment's interpreter when one is configured (rmsd.envs)
 python = vllm_interpreter(snakemake.config) if cfg.get("backend") == "vllm" else None

@@ -141,6 +141,8 @@ def input_paths(config: dict) -> list[tuple[str, str, str]]:
             kind = "model" if t.get("backend") == "vllm" else "dir"
             out.append((f"sampling.teachers.{name}.path", str(t["path"]), kind))
     evaluation = config.get("evaluation") or {}
+    for name, path in sorted((evaluation.get("items") or {}).items()):
+        out.append((f"evaluation.items.{name}", str(path), "file"))
     from rmsd.evaluation.benchmarks import BENCHMARK_NAMES
 
     if any(b in BENCHMARK_NAMES for b in evaluation.get("benchmarks") or []):
@@ -200,3 +202,305 @@ def check_paths(config: dict) -> None:
             "input path(s) of the configuration are missing (checked before any job runs):\n  "
             + "\n  ".join(problems)
         )
+
+
+# -------------------------------------------------------------------------- loading config files
+
+BASE_KEY, REPLACE_KEY = "base", "replace"
+"""Top-level keys of a config file that are directives, not settings: ``base`` (a config file,
+relative to this one, that this file is merged over) and ``replace`` (dotted keys this file sets
+whole instead of merging into the base's value, e.g. ``[sampling.teachers, variants]``)."""
+
+
+def _check_duplicate_keys(node, name: str) -> None:
+    """Walk a composed YAML node tree; a mapping with a repeated key raises ConfigError."""
+    import yaml
+
+    if isinstance(node, yaml.MappingNode):
+        seen: dict = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else id(key_node)
+            if key in seen and key != "<<":
+                raise ConfigError(f"{name}: line {key_node.start_mark.line + 1}: duplicate key "
+                                  f"{key!r} (first at line {seen[key] + 1}); YAML would silently keep "
+                                  "the later one")
+            seen[key] = key_node.start_mark.line
+            _check_duplicate_keys(value_node, name)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _check_duplicate_keys(item, name)
+
+
+def read_config_file(path: str | os.PathLike) -> dict:
+    """One YAML config file as a dict; duplicate keys at any depth are an error.
+
+    Raises:
+        ConfigError: unreadable file, YAML syntax error, duplicate key (file and line named), or a
+            top level that is not a mapping.
+    """
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"config file {path}: cannot be read ({e.strerror or e})") from None
+    try:
+        _check_duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader), str(path))
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {path}: not valid YAML: {e}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: the top level must be a mapping of keys, got "
+                          f"{type(data).__name__}")
+    return data
+
+
+def _get_path(d: dict, dotted: str):
+    for part in dotted.split("."):
+        if not isinstance(d, dict) or part not in d:
+            return None, False
+        d = d[part]
+    return d, True
+
+
+def _set_path(d: dict, dotted: str, value) -> None:
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        d = d.setdefault(part, {})
+    d[parts[-1]] = value
+
+
+def merge_config_file(base: dict, path: str | os.PathLike, _chain: tuple = ()) -> dict:
+    """``base`` with the config file ``path`` merged over it (mappings key by key, other values
+    replaced), honouring the file's ``base`` and ``replace`` directives (:data:`BASE_KEY`).
+
+    Raises:
+        ConfigError: see :func:`read_config_file`; a ``base`` cycle or missing file; a ``replace``
+            entry that the file does not set.
+    """
+    import copy
+
+    path = Path(path).resolve()
+    if path in _chain:
+        raise ConfigError(f"config file {path}: `base` cycle ({' -> '.join(map(str, _chain + (path,)))})")
+    data = read_config_file(path)
+    if BASE_KEY in data:
+        ref = data.pop(BASE_KEY)
+        bpath = (path.parent / str(ref)) if not Path(str(ref)).is_absolute() else Path(str(ref))
+        if not bpath.is_file():
+            raise ConfigError(f"{path}: base: {ref!r} does not exist (resolved to {bpath}; relative "
+                              "paths are relative to the file that names them)")
+        base = merge_config_file(base, bpath, _chain + (path,))
+    replace = data.pop(REPLACE_KEY, []) or []
+    if isinstance(replace, str):
+        replace = [replace]
+    if not isinstance(replace, list) or not all(isinstance(r, str) for r in replace):
+        raise ConfigError(f"{path}: replace: must be a list of dotted keys, e.g. [sampling.teachers]")
+    whole = {}
+    for key in replace:
+        value, found = _get_path(data, key)
+        if not found:
+            raise ConfigError(f"{path}: replace: lists {key!r}, which this file does not set")
+        whole[key] = copy.deepcopy(value)
+    out = deep_merge(base, data)
+    for key, value in whole.items():
+        _set_path(out, key, value)
+    return out
+
+
+def load_config_files(paths, overrides: dict | None = None) -> dict:
+    """The experiment config from ``--configfile`` files (later ones merged over earlier ones)
+    and ``--config`` overrides (merged last).
+
+    A file may name a ``base`` file it is merged over and list sections to ``replace`` whole, so a
+    user file can say "the default, but only my teacher":
+
+    .. code-block:: yaml
+
+        base: ../config/config.yaml
+        replace: [models.teachers, sampling.teachers]
+        sampling:
+          teachers:
+            mine: {backend: openai, endpoint: "http://127.0.0.1:8000/v1", model: mine}
+
+    Raises:
+        ConfigError: see :func:`merge_config_file`.
+    """
+    out: dict = {}
+    for p in paths:
+        out = merge_config_file(out, p)
+    return deep_merge(out, overrides or {})
+
+
+def _json_path(path) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(top level)"
+
+
+def schema_errors(config: dict, schema: dict, limit: int = 5) -> list[str]:
+    """Short messages for the schema violations of ``config``: the key's dotted path, what is
+    wrong, and the allowed keys or values (never the schema itself)."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema)
+    out = []
+    for err in sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), str(e.absolute_path))):
+        best = jsonschema.exceptions.best_match([err])
+        where = _json_path(best.absolute_path)
+        s = best.schema if isinstance(best.schema, dict) else {}
+        if best.validator == "additionalProperties":
+            extra = sorted(set(best.instance) - set(s.get("properties", {})))
+            allowed = sorted(s.get("properties", {}))
+            msg = f"{where}: unknown key(s) {extra}; allowed: {allowed}"
+        elif best.validator == "enum":
+            msg = f"{where}: {best.instance!r} is not allowed; allowed values: {s.get('enum')}"
+        elif best.validator == "required":
+            msg = f"{where}: {best.message}"
+        else:
+            value = repr(best.instance)
+            value = value if len(value) <= 80 else value[:77] + "..."
+            msg = f"{where}: {value}: {best.message if len(best.message) <= 160 else best.message[:157] + '...'}"
+        desc = s.get("description")
+        if desc:
+            msg += f" ({desc if len(desc) <= 160 else desc[:157] + '...'})"
+        out.append(msg)
+        if len(out) >= limit:
+            break
+    return out
+
+
+def validate_config(config: dict, schema_path: str | os.PathLike) -> None:
+    """Check ``config`` against the JSON schema, raising a few-line error that names each bad key.
+
+    Raises:
+        ConfigError: one line per violation (at most 5): dotted key path, the problem, the allowed
+            keys or values; see docs/config_reference.md for every key.
+    """
+    import yaml
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    if errors := schema_errors(config, schema):
+        raise ConfigError("invalid configuration (see docs/config_reference.md):\n  " + "\n  ".join(errors))
+
+
+def check_api_keys(config: dict) -> None:
+    """Every ``openai`` teacher's ``api_key_env`` variable is set, checked when the workflow is
+    parsed (a dry run included), so a missing key fails before any job is queued.
+
+    Raises:
+        ConfigError: naming the teacher and the variable.
+    """
+    missing = [(name, t["api_key_env"]) for name, t in sorted(config["sampling"]["teachers"].items())
+               if t.get("backend") == "openai" and t.get("api_key_env")
+               and not os.environ.get(t["api_key_env"])]
+    if missing:
+        raise ConfigError("API key(s) missing: " + "; ".join(
+            f"sampling.teachers.{n}.api_key_env names {v}, which is not set (export {v}=...)"
+            for n, v in missing))
+
+
+def check_unique_teachers(config: dict) -> None:
+    """Teacher names listed in a ``selection.teachers`` (recipe and variants) are unique.
+
+    (Duplicate keys of ``sampling.teachers`` are caught when the YAML is read.)
+
+    Raises:
+        ConfigError: naming the key and the repeated name.
+    """
+    places = [("recipe.selection.teachers", (config.get("recipe", {}).get("selection") or {}).get("teachers"))]
+    for name, v in (config.get("variants") or {}).items():
+        places.append((f"variants.{name}.selection.teachers", ((v or {}).get("selection") or {}).get("teachers")))
+    for key, names in places:
+        if isinstance(names, list) and (dup := sorted({n for n in names if names.count(n) > 1})):
+            raise ConfigError(f"{key}: teacher(s) {dup} listed more than once")
+
+
+def canonical(value):
+    """``value`` with every mapping's keys in sorted order (recursively), so two configs that
+    differ only in the order keys are written compare equal."""
+    if isinstance(value, dict):
+        return {k: canonical(value[k]) for k in sorted(value, key=str)}
+    if isinstance(value, list):
+        return [canonical(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(canonical(v) for v in value)
+    return value
+
+
+def compare_params_by_value() -> None:
+    """Make Snakemake record and compare rule params in canonical key order (:func:`canonical`),
+    so reformatting a config (swapping keys) reruns nothing.
+
+    Snakemake stores ``repr(param)`` per output and reruns a job when the set changes; a dict's
+    repr follows insertion order. This wraps Snakemake's serializer (pinned snakemake 9.27.1;
+    ``tests/workflow`` checks the behaviour).
+
+    Raises:
+        ConfigError: Snakemake's persistence API is not the expected one.
+    """
+    from snakemake import persistence
+
+    cls = getattr(persistence, "PersistenceBase", None) or getattr(persistence, "Persistence", None)
+    orig = getattr(cls, "_serialize_param_builtin", None) if cls is not None else None
+    if orig is None:
+        raise ConfigError("snakemake.persistence.PersistenceBase._serialize_param_builtin is missing: "
+                          "params cannot be compared by value with this Snakemake version")
+    if getattr(orig, "_rmsd_canonical", False):
+        return
+
+    def serialize(self, value):
+        if isinstance(value, (dict, list, tuple)):
+            return repr(canonical(value))
+        return orig(self, value)
+
+    serialize._rmsd_canonical = True
+    cls._serialize_param_builtin = serialize
+
+
+RESERVED_DATASETS = ("train", "distill", "clips")
+
+
+def check_eval_items(config: dict) -> None:
+    """``evaluation.items`` names: not a built-in dataset name, and each one evaluated.
+
+    Raises:
+        ConfigError: a NAME that is a paper benchmark, ``synth-*``, ``train``, ``distill`` or
+            ``clips``; a NAME not listed in ``evaluation.benchmarks`` (it would never run).
+    """
+    from rmsd.evaluation.benchmarks import BENCHMARK_NAMES
+
+    evaluation = config["evaluation"]
+    for name in sorted(evaluation.get("items") or {}):
+        if name in BENCHMARK_NAMES or name.startswith("synth-") or name in RESERVED_DATASETS:
+            raise ConfigError(f"evaluation.items.{name}: the name is taken by a built-in dataset; "
+                              f"pick another (reserved: {list(RESERVED_DATASETS)}, synth-*, "
+                              f"{list(BENCHMARK_NAMES)})")
+        if name not in evaluation["benchmarks"]:
+            raise ConfigError(f"evaluation.items.{name}: not listed in evaluation.benchmarks "
+                              f"{evaluation['benchmarks']}, so it would never be evaluated")
+
+
+def check_external_splits(config: dict) -> None:
+    """With ``data.generator: external``, the train split is given when something is built here.
+
+    Models with ``arch`` (and the tokenizer/processor built for them) are trained here from the
+    train split, so it must be named in ``data.external.train``.
+
+    Raises:
+        ConfigError: naming the models that need it and the two ways out.
+    """
+    data, models = config["data"], config["models"]
+    if data["generator"] != "external" or (data.get("external") or {}).get("train"):
+        return
+    built = [f"models.teachers.{n}" for n, m in sorted(models["teachers"].items()) if "arch" in m]
+    if "arch" in models["student"]:
+        built.append("models.student")
+    if built:
+        raise ConfigError(f"data.external.train is not set, but {built} are built and trained here from "
+                          "the train split: give data.external.train (an items file) or a pretrained "
+                          "`path` for each")

@@ -170,7 +170,7 @@ def test_records_cache_hits_and_raising_k(tmp_path, counting):
     first = {k: v for k, v in recs[0].items() if k not in ("cache_key", "revision")}
     assert first == {"item_id": "it0", "teacher": "t1", "k": 0, "text": f"it0|{seed}|0",
                      "finish_reason": "stop", "n_tokens": 1, "temperature": 0.7, "top_p": 0.9,
-                     "top_k": 0, "max_new_tokens": 8, "seed": 3, "backend": "counting"}
+                     "top_k": 0, "max_new_tokens": 8, "seed": 3, "backend": "counting", "n_distinct": 4}
     assert [(r["item_id"], r["k"]) for r in recs] == [(i, k) for i in ("it0", "it1", "it2") for k in range(4)]
     assert len({r["cache_key"] for r in recs}) == 12
     before = (tmp_path / "pool.jsonl").read_bytes()
@@ -186,7 +186,9 @@ def test_records_cache_hits_and_raising_k(tmp_path, counting):
     assert (st["n_generated"], st["n_cached"]) == (12, 12)
     assert counting.calls == [(["it0", "it1", "it2"], 4, derive_seed(3, "it0", 4))]
     recs8 = read_jsonl(tmp_path / "pool.jsonl")
-    assert [r for r in recs8 if r["k"] < 4] == recs
+    drop = lambda r: {k: v for k, v in r.items() if k != "n_distinct"}  # noqa: E731  (depends on K)
+    assert [drop(r) for r in recs8 if r["k"] < 4] == [drop(r) for r in recs]
+    assert {r["n_distinct"] for r in recs8} == {8} and {r["n_distinct"] for r in recs} == {4}
     assert [r["text"] for r in recs8 if r["item_id"] == "it1" and r["k"] >= 4] == [
         f"it1|{derive_seed(3, 'it0', 4)}|{j}" for j in range(4)]
 

@@ -101,6 +101,63 @@ def test_second_run_does_nothing(workspace):
     assert job_counts(out.stdout) == {}, out.stdout[-2000:]
 
 
+def _reversed_keys(x):
+    if isinstance(x, dict):
+        return {k: _reversed_keys(x[k]) for k in reversed(list(x))}
+    if isinstance(x, list):
+        return [_reversed_keys(v) for v in x]
+    return x
+
+
+def test_reordered_config_reruns_nothing(workspace):
+    """Params are compared by value: the same config with every mapping's keys in reverse order
+    (and flow style) is up to date."""
+    cfg = yaml.safe_load((workspace / "test.yaml").read_text())
+    swapped = _reversed_keys(cfg)
+    assert list(swapped) != list(cfg)
+    (workspace / "swapped.yaml").write_text(yaml.safe_dump(swapped, sort_keys=False, default_flow_style=True))
+    out = snakemake(workspace, "all", "ablations", "-n", "--configfile", "swapped.yaml")
+    assert job_counts(out.stdout) == {}, out.stdout[-2000:]
+
+
+def test_user_file_on_a_base_with_a_served_teacher(workspace):
+    """`base` + `replace`: only the user's teacher is sampled; its API key is checked by a dry run."""
+    (workspace / "mine.yaml").write_text(
+        "base: test.yaml\nreplace: [sampling.teachers, models.teachers, recipe.selection.teachers]\n"
+        "models: {teachers: {}}\n"
+        "sampling: {teachers: {mine: {backend: openai, endpoint: 'http://127.0.0.1:9/v1', model: m, "
+        "api_key_env: RMSD_WF_TEST_KEY}}}\nrecipe: {selection: {teachers: [mine]}}\n"
+        "variants: {rmsd: {}}\nreport: {main_variants: [rmsd]}\n")
+    env_key = os.environ.pop("RMSD_WF_TEST_KEY", None)
+    out = snakemake(workspace, "-n", "--configfile", "mine.yaml", check=False)
+    assert out.returncode != 0
+    assert "sampling.teachers.mine.api_key_env names RMSD_WF_TEST_KEY, which is not set" in out.stdout + out.stderr
+    os.environ["RMSD_WF_TEST_KEY"] = "k"
+    try:
+        out = snakemake(workspace, "results/pool/mine/synth-distill.jsonl", "-n", "--configfile", "mine.yaml")
+    finally:
+        os.environ.pop("RMSD_WF_TEST_KEY")
+        if env_key is not None:
+            os.environ["RMSD_WF_TEST_KEY"] = env_key
+    jobs = job_counts(out.stdout)
+    assert jobs == {"sample_teacher_shard": 2, "sample_teacher": 1}, jobs
+    assert "models_teacher" not in out.stdout
+
+
+def test_run_saves_its_config_and_report_checks_it(workspace):
+    saved = yaml.safe_load((workspace / "results/config/resolved.yaml").read_text())
+    assert saved["seeds"] == [0, 1] and saved["sampling"]["K"] == 4
+    assert saved["sampling"]["identical_max_share"] == 0.9  # schema defaults filled in
+    pools = [json.loads(x) for x in (workspace / "results/pool/strong/synth-distill.jsonl").read_text().splitlines()]
+    assert all(1 <= r["n_distinct"] <= 4 for r in pools)
+    out = snakemake(workspace, "--report", "other.html", "report", check=False)  # the default config
+    assert out.returncode != 0
+    text = out.stdout + out.stderr
+    assert "the config given differs from the one the results" in text
+    assert "data.n_per_task.test: run 10, given 300" in text and "more" in text
+    assert not (workspace / "other.html").exists()
+
+
 def test_sampling_param_change_reruns_downstream_only(workspace):
     cfg = yaml.safe_load((workspace / "test.yaml").read_text())
     cfg["sampling"]["teachers"]["weak"]["temperature"] = 0.9
@@ -152,7 +209,8 @@ def test_tau_change_reruns_only_affected_variants(workspace):
     for rule, variants in tables_of.items():
         if set(variants) & set(affected):
             expected.add((rule, frozenset()))
-    expected |= {("report_figure_sensitivity", frozenset()), ("all", frozenset()), ("ablations", frozenset())}
+    expected |= {("report_figure_sensitivity", frozenset()), ("all", frozenset()), ("ablations", frozenset()),
+                 ("run_config", frozenset())}  # the saved resolved config follows every config change
     assert set(jobs) == expected, (sorted(set(jobs) - expected), sorted(expected - set(jobs)))
     assert all(n == 1 for n in jobs.values()), jobs
 

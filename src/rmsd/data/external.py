@@ -40,8 +40,9 @@ def import_items(src: str | os.PathLike, out_path: str | os.PathLike) -> int:
     """Validate ``src`` (item-schema JSONL) and write it to ``out_path`` atomically.
 
     Checks every record for the required fields and their types, a scorable ground truth
-    (:func:`rmsd.scoring.validate_item`), unique ids and an existing video file. Nothing is
-    written unless every record passes.
+    (:func:`rmsd.scoring.validate_item`), unique ids and an existing video file. A relative
+    ``video`` path is relative to the directory of ``src`` (the file that names it), and is
+    written out as an absolute path. Nothing is written unless every record passes.
 
     Returns:
         The number of items written.
@@ -59,10 +60,21 @@ def import_items(src: str | os.PathLike, out_path: str | os.PathLike) -> int:
         if it["id"] in seen:
             raise DataError(f"{where}: duplicate id {it['id']!r} (first on line {seen[it['id']]})")
         seen[it["id"]] = lineno
+        video = resolve_video(src, it["video"])
         try:
-            is_file = Path(it["video"]).is_file()
+            is_file = video.is_file()
         except (ValueError, OSError) as e:  # a NUL byte, a name too long
             raise DataError(f"{where}: video path {it['video']!r} is invalid ({e})") from None
         if not is_file:
-            raise DataError(f"{where}: video file {it['video']!r} does not exist")
-    return write_jsonl(out_path, [line.record for line in lines])
+            shown = it["video"] if Path(it["video"]).is_absolute() else f"{it['video']} (= {video})"
+            raise DataError(f"{where}: video file {shown} does not exist (relative paths are "
+                            "relative to the items file)")
+    return write_jsonl(out_path, [{**line.record, "video": str(resolve_video(src, line.record["video"]))}
+                                  for line in lines])
+
+
+def resolve_video(items_file: str | os.PathLike, video: str) -> Path:
+    """``video`` as an absolute path: relative paths are taken relative to the directory of the
+    items file that names them (not the working directory)."""
+    p = Path(video)
+    return p if p.is_absolute() else (Path(items_file).resolve().parent / p)

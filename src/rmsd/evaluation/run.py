@@ -455,6 +455,9 @@ def run_evaluation(items: list[dict], frames: list[np.ndarray], out_dir: str | P
                 rec["run_key"] = run_key
                 app.write(rec)
                 done[it["id"]] = rec
+            n_done, secs = s + len(idx), time.time() - t0
+            log.info("eval: %d/%d items, %.2f items/s, eta %.0fs", n_done, len(todo), n_done / secs,
+                     (len(todo) - n_done) * secs / n_done)  # progress in the job log
     recs = [done[it["id"]] for it in items]
     metrics = aggregate_records(recs, ecfg, seed)
     metrics.update(_scorer_info(scorer))

@@ -61,7 +61,7 @@ class ReportSpec:
         """
         rep = config["report"]
         variants = config["variants"]
-        teachers = [f"{TEACHER_PREFIX}{t}" for t in config["models"]["teachers"]]
+        teachers = [f"{TEACHER_PREFIX}{t}" for t in sorted(config["models"]["teachers"])]  # not YAML order
         benchmarks = config["evaluation"]["benchmarks"]
 
         def known(key: str, names: list[str], allow_teachers: bool = True) -> list[str]:

@@ -190,9 +190,9 @@ BACKEND_KEYS: dict[str, frozenset[str]] = {
     "vllm": frozenset({"tensor_parallel_size", "data_parallel_size", "dtype", "gpu_memory_utilization",
                        "max_model_len", "max_num_seqs", "limit_mm_per_prompt", "enforce_eager",
                        "engine_args"}),
-    "openai": frozenset({"endpoint", "model", "api_key_env", "max_retries", "timeout_s", "backoff_s",
-                         "max_backoff_s", "concurrency", "image_format", "jpeg_quality", "send_n",
-                         "request_logprobs", "extra_body"}),
+    "openai": frozenset({"endpoint", "model", "api_key_env", "max_retries", "timeout_s",
+                         "max_concurrency", "video_mode", "video_metadata", "image_format",
+                         "jpeg_quality", "send_n", "request_logprobs", "extra_body"}),
 }
 #: Keys a built-in backend cannot do without.
 BACKEND_REQUIRED: dict[str, frozenset[str]] = {"openai": frozenset({"endpoint", "model"})}

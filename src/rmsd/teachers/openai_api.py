@@ -1,28 +1,37 @@
 """OpenAI-compatible ``/v1/chat/completions`` backend (``vllm serve``, ``transformers serve``, hosted).
 
-Standard library only (urllib). Per item, one user message carries the frames as base64
-``image_url`` items followed by the prompt text (:func:`rmsd.tasks.build_prompt`). The request asks
-for ``n = k`` samples; endpoints that return fewer (``transformers serve`` returns one) are asked
-again for the rest, each round with its own seed. Server errors (5xx, 408, 429), timeouts and
-connection errors are retried with exponential backoff; then :class:`TeacherError` names the
-teacher and the item. The API key is read from the environment variable named by
-``api_key_env`` and only ever sent in the ``Authorization`` header: it is never logged, never
-written, and scrubbed from error messages.
+Requests go through the ``openai`` client package (its retries, timeouts and connection pooling);
+up to ``max_concurrency`` requests are in flight at once (a thread pool over (item, request)
+pairs), so a ``vllm serve`` endpoint with continuous batching is kept busy.
+
+How the frames are sent (``video_mode``) decides what the model sees:
+
+* ``video`` (default): one ``video_url`` content part whose URL is
+  ``data:video/jpeg;base64,<frame 0>,<frame 1>,...`` (JPEG frames joined by commas), the format
+  ``vllm serve`` decodes into one video for Qwen2/2.5/3-VL. With ``video_metadata: true`` the
+  request also carries ``media_io_kwargs.video`` (``fps``, ``frames_indices``,
+  ``total_num_frames``, ``duration`` from the frame manifest) and
+  ``mm_processor_kwargs.do_sample_frames: false``, so the server neither resamples the frames
+  nor invents timestamps: the prompt is the one the local ``hf`` path builds (same
+  :func:`rmsd.tasks.build_prompt` text after the video).
+* ``frames``: each frame as an ``image_url`` preceded by a text part ``<t seconds>`` (its
+  timestamp from the manifest), for endpoints that take images only.
+* ``images``: the frames as plain images, no timestamps (a last resort; the model sees neither
+  the order in time nor the video structure).
+
+The request asks for ``n = k`` samples; endpoints that return fewer (``transformers serve``
+returns one) are asked again for the rest, each round with its own seed. The API key is read from
+the environment variable named by ``api_key_env``; it is only sent in the ``Authorization``
+header, never logged or written, and scrubbed from error messages.
 """
 
 from __future__ import annotations
 
 import base64
-import http.client
 import io
-import json
 import os
-import random
 import threading
-import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -34,31 +43,48 @@ from rmsd.utils import get_logger
 
 log = get_logger(__name__)
 
-RETRY_STATUS = frozenset({408, 409, 425, 429})
-"""HTTP statuses retried besides every 5xx."""
 IMAGE_FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg")}
+VIDEO_MODES = ("video", "frames", "images")
+#: Request fields the ``openai`` client takes as named arguments; all others go in ``extra_body``.
+STANDARD_FIELDS = frozenset({"model", "messages", "temperature", "top_p", "max_tokens", "seed", "n",
+                             "logprobs"})
 
 
 def encode_frames(frames: np.ndarray, image_format: str = "png", jpeg_quality: int = 90) -> list[str]:
-    """Frames (F, H, W, 3) uint8 as ``data:`` URLs (PNG is lossless, JPEG smaller)."""
+    """Frames (F, H, W, 3) uint8 as base64 strings of PNG (lossless) or JPEG images."""
     from PIL import Image
 
-    fmt, mime = IMAGE_FORMATS[image_format]
-    urls = []
+    fmt = IMAGE_FORMATS[image_format][0]
+    out = []
     for frame in frames:
         buf = io.BytesIO()
         kw = {"quality": int(jpeg_quality)} if fmt == "JPEG" else {}
         Image.fromarray(np.ascontiguousarray(frame, dtype=np.uint8)).save(buf, format=fmt, **kw)
-        urls.append(f"data:{mime};base64,{base64.b64encode(buf.getvalue()).decode('ascii')}")
-    return urls
+        out.append(base64.b64encode(buf.getvalue()).decode("ascii"))
+    return out
 
 
-class _Retryable(Exception):
-    """A failed attempt worth retrying; ``retry_after`` in seconds when the server said so."""
+def frame_times(record: dict | None, n_frames: int) -> dict:
+    """Timing of an item's sampled frames from its frame-manifest ``record``.
 
-    def __init__(self, reason: str, retry_after: float | None = None):
-        super().__init__(reason)
-        self.retry_after = retry_after
+    Returns ``fps`` (source frames per second), ``frames_indices`` (source frame index of each
+    sampled frame), ``total_num_frames`` (frames in the source video), ``duration`` (seconds) and
+    ``timestamps_s`` (seconds, one per sampled frame: the manifest's ``timestamps_s`` when
+    recorded, which is right for variable-frame-rate files, else index / fps). Without a record the
+    frames are taken as consecutive at 1 fps.
+
+    A small local reader of the manifest fields; :mod:`rmsd.frames` owns the full conversion.
+    """
+    rec = record or {}
+    indices = [int(i) for i in (rec.get("indices") or range(n_frames))]
+    fps = float(rec.get("fps") or 1.0)
+    total = int(rec.get("num_video_frames") or (max(indices) + 1 if indices else n_frames))
+    times = rec.get("timestamps_s")
+    if not times or len(times) != len(indices):
+        times = [i / fps for i in indices]
+    duration = float(rec.get("duration_s") or total / fps)
+    return {"fps": fps, "frames_indices": indices, "total_num_frames": max(total, len(indices)),
+            "duration": duration, "timestamps_s": [float(t) for t in times]}
 
 
 @register_backend("openai")
@@ -66,40 +92,42 @@ class OpenAITeacher:
     """A model behind an OpenAI-compatible chat endpoint.
 
     Args:
-        endpoint: base URL, e.g. ``http://127.0.0.1:8000/v1`` (``/chat/completions`` is appended
-            unless already there).
-        model: model name sent in every request (also the cache revision).
+        endpoint: base URL, e.g. ``http://127.0.0.1:8000/v1`` (a trailing ``/chat/completions``
+            is removed: the client appends it).
+        model: model name sent in every request.
         template: response template named in the prompt.
         api_key_env: name of the environment variable holding the API key (None: no key).
-        max_retries: retries per request after the first attempt.
-        timeout_s: socket timeout per request, seconds.
-        backoff_s: first retry delay; doubles per retry, capped at ``max_backoff_s``.
-        max_backoff_s: longest retry delay, seconds.
-        concurrency: items in flight at once (threads).
-        image_format: ``png`` (lossless) or ``jpeg``.
-        jpeg_quality: JPEG quality when ``image_format`` is ``jpeg``.
+        max_retries: retries per request after the first attempt (the ``openai`` client retries
+            connection errors, timeouts, 408, 409, 429 and 5xx with exponential backoff).
+        timeout_s: timeout per request, seconds.
+        max_concurrency: requests in flight at once.
+        video_mode: ``video``, ``frames`` or ``images`` (see the module docstring).
+        video_metadata: with ``video_mode: video``, send the frames' timing as
+            ``media_io_kwargs`` / ``mm_processor_kwargs`` (vLLM); false for servers that reject
+            unknown fields.
+        image_format: ``png`` (lossless) or ``jpeg`` for ``frames`` / ``images``; ``video`` always
+            sends JPEG (the ``video/jpeg`` data URL format).
+        jpeg_quality: JPEG quality (1-100).
         send_n: send ``n`` (some endpoints reject n > 1; then each sample is its own request).
         request_logprobs: ask for token logprobs, which gives exact per-sample ``n_tokens`` when a
-            response carries several choices (otherwise only single-choice responses have it).
+            response carries several choices.
         extra_body: further request fields (e.g. ``{"repetition_penalty": 1.05}``).
         teacher: the teacher's name, for messages.
+
+    Raises:
+        ConfigError: a bad ``video_mode`` / ``image_format`` / endpoint, or ``api_key_env`` unset.
     """
 
     def __init__(self, endpoint: str, model: str, template: str = "answer_only",
                  api_key_env: str | None = None, max_retries: int = 5, timeout_s: float = 120.0,
-                 backoff_s: float = 1.0, max_backoff_s: float = 60.0, concurrency: int = 4,
+                 max_concurrency: int = 16, video_mode: str = "video", video_metadata: bool = True,
                  image_format: str = "png", jpeg_quality: int = 90, send_n: bool = True,
                  request_logprobs: bool = False, extra_body: dict | None = None,
                  teacher: str = "openai"):
-        if image_format not in IMAGE_FORMATS:
-            raise ConfigError(f"teacher {teacher!r}: image_format {image_format!r}; "
-                              f"valid: {sorted(IMAGE_FORMATS)}")
-        if not str(endpoint).startswith(("http://", "https://")):
-            raise ConfigError(f"teacher {teacher!r}: endpoint must be an http(s) URL, got {endpoint!r}")
-        self.url = str(endpoint).rstrip("/")
-        if not self.url.endswith("/chat/completions"):
-            self.url += "/chat/completions"
-        self.safe_url = _scrub_url(self.url)
+        check_openai_args(teacher, endpoint=endpoint, video_mode=video_mode, image_format=image_format,
+                          jpeg_quality=jpeg_quality, max_concurrency=max_concurrency)
+        self.base_url = base_url(endpoint)
+        self.safe_url = _scrub_url(self.base_url + "/chat/completions")
         self.model, self.template, self.teacher = model, template, teacher
         self._key = None
         if api_key_env:
@@ -108,46 +136,83 @@ class OpenAITeacher:
                 raise ConfigError(f"teacher {teacher!r}: environment variable {api_key_env} "
                                   "(api_key_env) is not set or empty")
         self.max_retries, self.timeout_s = int(max_retries), float(timeout_s)
-        self.backoff_s, self.max_backoff_s = float(backoff_s), float(max_backoff_s)
-        self.concurrency = max(1, int(concurrency))
-        self.image_format, self.jpeg_quality = image_format, jpeg_quality
+        self.max_concurrency = int(max_concurrency)
+        self.video_mode, self.video_metadata = video_mode, bool(video_metadata)
+        self.image_format, self.jpeg_quality = image_format, int(jpeg_quality)
         self.send_n, self.request_logprobs = bool(send_n), bool(request_logprobs)
         self.extra_body = dict(extra_body or {})
         self._lock = threading.Lock()
+        self._tls = threading.local()  # attempts of the request this thread is sending
         self.n_requests = 0
         """HTTP requests sent (attempts, retries included)."""
         self.n_retries = 0
         """Attempts that failed and were retried."""
         self._warned_tokens = False
+        self._client = self._make_client()
+
+    def _make_client(self):
+        import httpx
+        import openai
+
+        def on_request(_req: httpx.Request) -> None:
+            with self._lock:
+                self.n_requests += 1
+            self._tls.attempts = getattr(self._tls, "attempts", 0) + 1
+
+        def on_response(resp: httpx.Response) -> None:
+            if resp.status_code >= 400:
+                log.warning("teacher %s: HTTP %d from %s", self.teacher, resp.status_code, self.safe_url)
+
+        limits = httpx.Limits(max_connections=self.max_concurrency,
+                              max_keepalive_connections=self.max_concurrency)
+        http = httpx.Client(limits=limits, event_hooks={"request": [on_request], "response": [on_response]},
+                            timeout=self.timeout_s, trust_env=True)
+        return openai.OpenAI(base_url=self.base_url, api_key=self._key or "EMPTY",
+                             max_retries=self.max_retries, timeout=self.timeout_s, http_client=http)
 
     def __repr__(self) -> str:  # never shows the key
         return f"OpenAITeacher(teacher={self.teacher!r}, url={self.safe_url!r}, model={self.model!r})"
 
     @staticmethod
-    def revision_of(model: str, image_format: str = "png", **_) -> str:
-        """The served model's name (plus how frames are encoded, which changes the input)."""
-        return f"openai:{model}:{image_format}"
+    def revision_of(model: str, endpoint: str = "", video_mode: str = "video",
+                    video_metadata: bool = True, image_format: str = "png", jpeg_quality: int = 90,
+                    extra_body: dict | None = None, send_n: bool = True, **_) -> str:
+        """Everything that shapes a request except the prompt and sampling parameters (which the
+        sample cache keys on separately): endpoint, model, how frames are encoded and sent,
+        ``extra_body``. Changing any of them resamples."""
+        from rmsd.io import stable_hash
 
-    # ------------------------------------------------------------------------------ generation
+        shape = {"endpoint": _scrub_url(base_url(endpoint)) if endpoint else "", "model": model,
+                 "video_mode": video_mode, "video_metadata": bool(video_metadata),
+                 "image_format": "jpeg" if video_mode == "video" else image_format,
+                 "jpeg_quality": int(jpeg_quality), "extra_body": extra_body or {},
+                 "send_n": bool(send_n)}
+        return f"openai:{model}:{stable_hash(shape, 16)}"
 
-    def generate(self, items: list[dict], frames: list[np.ndarray], k: int, params: SamplingParams,
-                 seed: int) -> list[list[dict]]:
-        jobs = list(zip(items, frames))
-        if self.concurrency == 1 or len(jobs) == 1:
-            return [self._sample_item(it, fr, k, params, seed) for it, fr in jobs]
-        pool = ThreadPoolExecutor(max_workers=min(self.concurrency, len(jobs)))
-        try:
-            futures = [pool.submit(self._sample_item, it, fr, k, params, seed) for it, fr in jobs]
-            return [f.result() for f in futures]
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+    # ------------------------------------------------------------------------------ requests
 
-    def request_body(self, item: dict, image_urls: list[str], n: int, params: SamplingParams,
-                     seed: int) -> dict:
-        """The JSON body of one chat-completions request for ``item``."""
-        content = [{"type": "image_url", "image_url": {"url": u}} for u in image_urls]
-        content.append({"type": "text", "text": build_prompt(item, self.template)})
-        body = {"model": self.model, "messages": [{"role": "user", "content": content}],
+    def content(self, item: dict, frames_b64: list[str], record: dict | None) -> list[dict]:
+        """The user message's content parts for ``item`` (frames as ``video_mode`` says, then the
+        prompt text)."""
+        text = {"type": "text", "text": build_prompt(item, self.template)}
+        if self.video_mode == "video":
+            url = "data:video/jpeg;base64," + ",".join(frames_b64)
+            return [{"type": "video_url", "video_url": {"url": url}}, text]
+        mime = IMAGE_FORMATS[self.image_format][1]
+        parts: list[dict] = []
+        times = frame_times(record, len(frames_b64))["timestamps_s"]
+        for t, b64 in zip(times, frames_b64):
+            if self.video_mode == "frames":
+                parts.append({"type": "text", "text": f"<{t:.1f} seconds>"})
+            parts.append({"type": "image_url", "image_url": {"url": f"data:{mime};base64,{b64}"}})
+        return parts + [text]
+
+    def request_body(self, item: dict, frames_b64: list[str], n: int, params: SamplingParams,
+                     seed: int, record: dict | None = None) -> dict:
+        """The JSON body of one chat-completions request for ``item`` (standard and extra fields
+        together, as the server receives them)."""
+        body = {"model": self.model,
+                "messages": [{"role": "user", "content": self.content(item, frames_b64, record)}],
                 "temperature": params.temperature, "top_p": params.top_p,
                 "max_tokens": params.max_new_tokens, "seed": seed}
         if self.send_n:
@@ -156,25 +221,65 @@ class OpenAITeacher:
             body["top_k"] = params.top_k
         if self.request_logprobs:
             body["logprobs"] = True
+        if self.video_mode == "video" and self.video_metadata:
+            t = frame_times(record, len(frames_b64))
+            body["media_io_kwargs"] = {"video": {
+                "num_frames": -1, "fps": t["fps"], "frames_indices": t["frames_indices"],
+                "total_num_frames": t["total_num_frames"], "duration": t["duration"]}}
+            body["mm_processor_kwargs"] = {"do_sample_frames": False}
         body.update(self.extra_body)
         return body
 
-    def _sample_item(self, item: dict, frames: np.ndarray, k: int, params: SamplingParams,
-                     seed: int) -> list[dict]:
-        urls = encode_frames(frames, self.image_format, self.jpeg_quality)
-        out: list[dict] = []
-        rnd = 0
-        while len(out) < k:
-            need = k - len(out) if self.send_n else 1
-            body = self.request_body(item, urls, need, params, derive_seed(seed, item["id"], rnd))
-            data = self._post(body, item)
-            samples = self._parse(data, item)
-            if not samples:
-                raise TeacherError(f"teacher {self.teacher!r}, item {item['id']!r}: endpoint "
-                                   f"{self.safe_url} returned no choices")
-            out += samples[:k - len(out)]
-            rnd += 1
-        return out
+    # ------------------------------------------------------------------------------ generation
+
+    def generate(self, items: list[dict], frames: list[np.ndarray], k: int, params: SamplingParams,
+                 seed: int, metadata: list[dict | None] | None = None) -> list[list[dict]]:
+        """K samples per item; ``metadata``: per item its frame-manifest record (timestamps).
+
+        Raises:
+            TeacherError: naming the teacher and the item, after the client's retries.
+        """
+        metadata = metadata if metadata is not None else [None] * len(items)
+        fmt = "jpeg" if self.video_mode == "video" else self.image_format
+        workers = max(1, min(self.max_concurrency, len(items) * (1 if self.send_n else k)))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            encoded = list(pool.map(lambda f: encode_frames(f, fmt, self.jpeg_quality), frames))
+            # one request per item asking n = k, or k requests of one sample each
+            rounds = [(i, r, k if self.send_n else 1) for i in range(len(items))
+                      for r in range(1 if self.send_n else k)]
+            futures = [pool.submit(self._sample, items[i], encoded[i], metadata[i], n, params,
+                                   derive_seed(seed, items[i]["id"], r), r) for i, r, n in rounds]
+            try:
+                results = [f.result() for f in futures]
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise
+            out: list[list[dict]] = [[] for _ in items]
+            for (i, _, _), samples in zip(rounds, results):
+                out[i] += samples
+            # endpoints that returned fewer choices than asked: ask again for the rest, each
+            # round with its own seed, the short items' requests in flight together
+            rnd = k
+            while short := [i for i in range(len(items)) if len(out[i]) < k]:
+                futures = {i: pool.submit(self._sample, items[i], encoded[i], metadata[i],
+                                          k - len(out[i]) if self.send_n else 1, params,
+                                          derive_seed(seed, items[i]["id"], rnd), rnd)
+                           for i in short}
+                for i, f in futures.items():
+                    out[i] += f.result()
+                rnd += 1
+        return [group[:k] for group in out]
+
+    def _sample(self, item: dict, frames_b64: list[str], record: dict | None, n: int,
+                params: SamplingParams, seed: int, rnd: int) -> list[dict]:
+        body = self.request_body(item, frames_b64, n, params, seed, record)
+        resp = self._post(body, item)
+        samples = self._parse(resp, item)
+        if not samples:
+            raise TeacherError(f"teacher {self.teacher!r}, item {item['id']!r}: endpoint "
+                               f"{self.safe_url} returned no choices")
+        return samples
 
     def _parse(self, data: dict, item: dict) -> list[dict]:
         choices = data.get("choices")
@@ -210,72 +315,78 @@ class OpenAITeacher:
         return s.replace(self._key, "***") if self._key else s
 
     def _post(self, body: dict, item: dict) -> dict:
-        """POST with retries; the parsed JSON response."""
-        payload = json.dumps(body).encode()
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self._key:
-            headers["Authorization"] = f"Bearer {self._key}"
-        last = ""
-        for attempt in range(self.max_retries + 1):
-            with self._lock:
-                self.n_requests += 1
-            try:
-                return self._attempt(payload, headers)
-            except _Retryable as e:
-                last = self._scrub(str(e))
-                if attempt == self.max_retries:
-                    break
-                delay = min(self.max_backoff_s, self.backoff_s * 2 ** attempt)
-                if e.retry_after is not None:
-                    delay = min(self.max_backoff_s, max(delay, e.retry_after))
-                delay *= 1 + 0.1 * random.random()
-                with self._lock:
-                    self.n_retries += 1
-                log.warning("teacher %s, item %s: %s; retry %d/%d in %.2fs", self.teacher,
-                            item["id"], last, attempt + 1, self.max_retries, delay)
-                time.sleep(delay)
-            except TeacherError as e:
-                raise TeacherError(f"teacher {self.teacher!r}, item {item['id']!r}: "
-                                   f"{self._scrub(str(e))}") from None
-        raise TeacherError(f"teacher {self.teacher!r}, item {item['id']!r}: {self.safe_url} failed after "
-                           f"{self.max_retries + 1} attempt(s); last error: {last}")
+        """Send ``body`` through the client (which retries); the response as a plain dict.
 
-    def _attempt(self, payload: bytes, headers: dict) -> dict:
-        req = urllib.request.Request(self.url, data=payload, headers=headers, method="POST")
+        Raises:
+            TeacherError: the endpoint could not be reached, answered an error status after the
+                retries, or a non-retryable one (401, 400, 404 ...); names teacher, item, URL.
+        """
+        import openai
+
+        std = {k: v for k, v in body.items() if k in STANDARD_FIELDS}
+        extra = {k: v for k, v in body.items() if k not in STANDARD_FIELDS}
+        where = f"teacher {self.teacher!r}, item {item['id']!r}"
+        attempts = f"{self.max_retries + 1} attempt(s)"
+        self._tls.attempts = 0
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
-                raw = resp.read()
-        except urllib.error.HTTPError as e:
-            detail = _body_excerpt(e)
-            if e.code >= 500 or e.code in RETRY_STATUS:
-                raise _Retryable(f"HTTP {e.code} {detail}", _retry_after(e)) from None
-            raise TeacherError(f"{self.safe_url} answered HTTP {e.code} {detail}") from None
-        except (TimeoutError, urllib.error.URLError, http.client.HTTPException, OSError) as e:
-            reason = getattr(e, "reason", None) or e
-            kind = "timeout" if isinstance(reason, TimeoutError) else "connection error"
-            raise _Retryable(f"{kind} ({type(reason).__name__}: {reason})") from None
-        try:
-            data = json.loads(raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise _Retryable(f"response is not JSON ({len(raw)} bytes)") from None
+            resp = self._client.chat.completions.create(**std, extra_body=extra or None)
+        except openai.APITimeoutError:
+            raise TeacherError(f"{where}: {self.safe_url} timed out ({self.timeout_s:g} s) after "
+                               f"{attempts}") from None
+        except openai.APIConnectionError as e:
+            raise TeacherError(f"{where}: {self.safe_url} unreachable after {attempts} (connection "
+                               f"error: {self._scrub(str(e.__cause__ or e))}); is the server "
+                               "running and the endpoint right?") from None
+        except openai.APIStatusError as e:
+            detail = self._scrub(_excerpt(e))
+            retried = e.status_code >= 500 or e.status_code in (408, 409, 429)
+            tail = f" after {attempts}" if retried else ""
+            raise TeacherError(f"{where}: {self.safe_url} answered HTTP {e.status_code}{tail} "
+                               f"({detail})") from None
+        finally:
+            with self._lock:
+                self.n_retries += max(0, self._tls.attempts - 1)
+        data = resp.model_dump() if hasattr(resp, "model_dump") else resp
         if not isinstance(data, dict):
-            raise _Retryable("response is not a JSON object")
+            raise TeacherError(f"{where}: response from {self.safe_url} is not a JSON object")
         return data
 
 
-def _body_excerpt(e: urllib.error.HTTPError, limit: int = 300) -> str:
+def base_url(endpoint: str) -> str:
+    """The client's base URL: ``endpoint`` without a trailing ``/`` or ``/chat/completions``."""
+    url = str(endpoint).rstrip("/")
+    if url.endswith("/chat/completions"):
+        url = url[: -len("/chat/completions")]
+    return url
+
+
+def check_openai_args(teacher: str, endpoint: str | None = None, video_mode: str = "video",
+                      image_format: str = "png", jpeg_quality: int = 90, max_concurrency: int = 1,
+                      **_) -> None:
+    """Check the ``openai`` backend's settings without building a client.
+
+    Raises:
+        ConfigError: naming ``sampling.teachers.<teacher>.<key>``, the value and the valid ones.
+    """
+    key = f"sampling.teachers.{teacher}"
+    if endpoint is not None and not str(endpoint).startswith(("http://", "https://")):
+        raise ConfigError(f"{key}.endpoint: must be an http(s) URL, got {endpoint!r}")
+    if video_mode not in VIDEO_MODES:
+        raise ConfigError(f"{key}.video_mode: {video_mode!r}; valid: {list(VIDEO_MODES)}")
+    if image_format not in IMAGE_FORMATS:
+        raise ConfigError(f"{key}.image_format: {image_format!r}; valid: {sorted(IMAGE_FORMATS)}")
+    if not 1 <= int(jpeg_quality) <= 100:
+        raise ConfigError(f"{key}.jpeg_quality: {jpeg_quality}; valid: 1..100")
+    if int(max_concurrency) < 1:
+        raise ConfigError(f"{key}.max_concurrency: {max_concurrency}; valid: >= 1")
+
+
+def _excerpt(e, limit: int = 300) -> str:
     try:
-        text = e.read().decode("utf-8", errors="replace").strip()
+        text = e.response.text.strip()
     except Exception:  # noqa: BLE001  (best effort: the status alone is informative)
-        return ""
-    return f"({text[:limit]})" if text else ""
-
-
-def _retry_after(e: urllib.error.HTTPError) -> float | None:
-    try:
-        return float(e.headers.get("Retry-After"))
-    except (TypeError, ValueError):
-        return None
+        text = str(e)
+    return text[:limit]
 
 
 def _scrub_url(url: str) -> str:

@@ -40,6 +40,19 @@ log = get_logger(__name__)
 KEY_CHARS = 24
 """Hex characters of a sample key."""
 POOL_FIELDS = ("item_id", "teacher", "k", "text", "finish_reason", "n_tokens")
+VALID_FINISH = frozenset({"stop", "length"})
+"""Finish reasons of a sample worth caching (end of turn, or the token limit)."""
+ON_IDENTICAL = ("fail", "warn")
+SAMPLING_HELP = (
+    "the endpoint returned the same text for every sample of an item although temperature > 0: "
+    "it probably decodes greedily. transformers serve: its do_sample comes from the model's "
+    "generation config, so send extra_body: {generation_config: '{\"do_sample\": true}'} (or "
+    "save do_sample: true in the checkpoint's generation_config.json) and send_n: false (it "
+    "returns one choice per request); vllm serve: it samples when temperature > 0 unless "
+    "--generation-config overrides it; use `--generation-config vllm` and check that no "
+    "server-side default sets temperature 0. After fixing the server, set the teacher's `revision` "
+    "(or delete its cache directory) so the cached greedy samples are not reused. To accept "
+    "identical samples, set sampling.on_identical: warn or raise sampling.identical_max_share.")
 _KEY_PREFIX = '{"key": "'
 
 
@@ -65,7 +78,13 @@ def frames_hash(manifest_record: dict, frames: np.ndarray | None = None) -> str:
 
 
 def sample_key(teacher: str, revision: str, prompt: str, frames: str, sampling: dict, k: int) -> str:
-    """The cache key of sample ``k`` (``sampling`` holds the :class:`SamplingParams` fields)."""
+    """The cache key of sample ``k`` (``sampling`` holds the :class:`SamplingParams` fields).
+
+    ``revision`` covers the model and, for served teachers, everything else that shapes the
+    request (endpoint, model name, frame encoding and video mode, ``extra_body``:
+    :meth:`rmsd.teachers.openai_api.OpenAITeacher.revision_of`); ``prompt`` covers the template and
+    the text (:func:`prompt_hash`), ``frames`` the pixels (:func:`frames_hash`).
+    """
     return stable_hash({"teacher": teacher, "revision": revision, "prompt": prompt, "frames": frames,
                         "sampling": {n: sampling[n] for n in ("temperature", "top_p", "top_k",
                                                               "max_new_tokens")},
@@ -177,7 +196,8 @@ def load_shard(items_path: str | os.PathLike, frames_dir: str | os.PathLike, sha
 def sample_pool(items_path: str | os.PathLike, frames_dir: str | os.PathLike,
                 out_path: str | os.PathLike, spec: TeacherSpec, K: int, *, shard: int = 0,
                 n_shards: int = 1, cache_dir: str | os.PathLike | None = None, chunk_items: int = 64,
-                log_every_s: float = 30.0, on_missing: str = "fail") -> dict:
+                log_every_s: float = 30.0, on_missing: str = "fail",
+                identical_max_share: float = 0.9, on_identical: str = "fail") -> dict:
     """Write K samples per item of one shard from ``spec``'s teacher to ``out_path`` (JSONL).
 
     Args:
@@ -193,16 +213,24 @@ def sample_pool(items_path: str | os.PathLike, frames_dir: str | os.PathLike,
         chunk_items: items per backend call (an item's K samples are always in one call).
         log_every_s: seconds between progress log lines (tqdm is silent in non-TTY logs).
         on_missing: items without frames: "fail" (DataError) or "skip" (counted in the stats).
+        identical_max_share: with temperature > 0 and K > 1, the largest share of items whose K
+            texts are all identical before ``on_identical`` applies (a server decoding greedily).
+        on_identical: "fail" (TeacherError, the shard file is not written) or "warn".
 
     Returns:
         Stats: ``n_items``, ``n_missing_frames``, ``n_samples``, ``n_generated`` (this run),
+        ``n_items_all_identical`` and ``share_all_identical`` (items whose K texts are equal),
         ``n_cached``, ``n_calls``, ``seconds`` (all of it), ``samples_per_s`` and ``tokens_per_s``
         (generation only, model loading excluded), plus the backend's request counters if any.
 
     Raises:
-        TeacherError: the backend failed or returned a malformed result (samples generated before
-            are kept in the cache).
+        TeacherError: the backend failed or returned a malformed result, some samples were empty
+            or ended by an error (never cached; the valid ones are), or too many items got K
+            identical samples at temperature > 0 with ``on_identical: fail`` (samples generated
+            before are kept in the cache).
     """
+    if on_identical not in ON_IDENTICAL:
+        raise ValueError(f"on_identical must be one of {ON_IDENTICAL}, got {on_identical!r}")
     t_start = time.perf_counter()
     params = spec.params
     sampling = params.as_dict()
@@ -232,6 +260,7 @@ def sample_pool(items_path: str | os.PathLike, frames_dir: str | os.PathLike,
 
     tail = {**sampling, "backend": spec.backend, "revision": revision}
     n_new, n_tok, t0 = 0, 0, time.perf_counter()
+    invalid: list[tuple[str, int, str | None, str]] = []
     backend = None
     if calls:
         backend = spec.build()
@@ -250,6 +279,9 @@ def sample_pool(items_path: str | os.PathLike, frames_dir: str | os.PathLike,
                     _check_output(spec.name, its, out, len(need))
                     for i, it, group in zip(idx, its, out):
                         for k, g in zip(need, group):
+                            if not is_valid_sample(g):
+                                invalid.append((it["id"], k, g.get("finish_reason"), g["text"][:80]))
+                                continue
                             rec = {"item_id": it["id"], "teacher": spec.name, "k": k,
                                    "text": g["text"], "finish_reason": g.get("finish_reason"),
                                    "n_tokens": g.get("n_tokens"), **tail}
@@ -270,6 +302,12 @@ def sample_pool(items_path: str | os.PathLike, frames_dir: str | os.PathLike,
         finally:
             cache.close()
     gen_secs = time.perf_counter() - t0
+    if invalid:
+        first = ", ".join(f"item {i!r} k {k} (finish_reason {f!r}, text {t!r})"
+                          for i, k, f, t in invalid[:3])
+        raise TeacherError(f"teacher {spec.name!r}: {len(invalid)} of {n_todo} sample(s) were empty "
+                           f"(no token generated) or ended by an error and were not cached; first: {first}. A rerun asks "
+                           "for them again (the valid ones are cached).")
 
     recs = []
     for it, ks in zip(items, keys):
@@ -277,10 +315,25 @@ def sample_pool(items_path: str | os.PathLike, frames_dir: str | os.PathLike,
             rec = dict(done[ks[k]])
             rec["cache_key"] = rec.pop("key")
             recs.append(rec)
+    distinct = distinct_counts(recs, K)
+    for s0, nd in zip(range(0, len(recs), K), distinct):
+        for rec in recs[s0:s0 + K]:
+            rec["n_distinct"] = nd
+    n_same = sum(1 for nd in distinct if nd == 1) if K > 1 else 0
+    share = n_same / len(distinct) if distinct else 0.0
+    if K > 1 and params.temperature > 0 and share > identical_max_share:
+        msg = (f"teacher {spec.name!r} ({spec.backend}), shard {shard}/{n_shards}: {n_same} of "
+               f"{len(distinct)} items have K={K} identical samples at temperature "
+               f"{params.temperature} (share {share:.2f} > sampling.identical_max_share "
+               f"{identical_max_share}); {SAMPLING_HELP}")
+        if on_identical == "fail":
+            raise TeacherError(msg)
+        log.warning("%s", msg)
     write_jsonl(out_path, recs)
     stats = {"teacher": spec.name, "backend": spec.backend, "revision": revision, "shard": shard,
              "n_shards": n_shards, "n_items": len(items), "n_missing_frames": n_missing,
-             "n_samples": len(recs),
+             "n_samples": len(recs), "n_items_all_identical": n_same,
+             "share_all_identical": round(share, 4),
              "n_generated": n_new, "n_cached": n_cached, "n_calls": len(calls),
              "seconds": round(time.perf_counter() - t_start, 3),
              "samples_per_s": round(n_new / gen_secs, 2) if n_new else None,
@@ -292,6 +345,22 @@ def sample_pool(items_path: str | os.PathLike, frames_dir: str | os.PathLike,
         stats["engine"] = backend.engine_stats()
     log.info("pool shard %s: %s", out_path, stats)
     return stats
+
+
+def is_valid_sample(g: dict) -> bool:
+    """Whether a backend's sample may be cached: it ended normally (``finish_reason`` in
+    :data:`VALID_FINISH`) and is either non-empty text or an answer the model really generated
+    (``n_tokens`` >= 1: e.g. the end-of-turn token first, which scoring counts as a format
+    violation). Answers cut by an error, a content filter or an abort, and empty answers with no
+    generated token (what a failing server returns) are never cached as samples."""
+    if not isinstance(g.get("text"), str) or g.get("finish_reason") not in VALID_FINISH:
+        return False
+    return g["text"].strip() != "" or (g.get("n_tokens") or 0) >= 1
+
+
+def distinct_counts(recs: list[dict], K: int) -> list[int]:
+    """Per item (records in item order then k, K per item), the number of distinct texts."""
+    return [len({r["text"] for r in recs[s:s + K]}) for s in range(0, len(recs), K)]
 
 
 def _check_output(teacher: str, items: list[dict], out, n: int) -> None:
