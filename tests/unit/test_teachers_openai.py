@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rmsd.errors import ConfigError, TeacherError
+from rmsd.errors import DataError, ConfigError, TeacherError
 from rmsd.io import read_jsonl, write_jsonl
 from rmsd.tasks import build_prompt
 from rmsd.teachers import SamplingParams, TeacherSpec, sample_pool
@@ -269,8 +269,16 @@ def test_unreachable_endpoint_is_a_clear_error(key):
         port = s.getsockname()[1]
     backend = spec(f"http://127.0.0.1:{port}/v1", max_retries=1).build()
     with pytest.raises(TeacherError, match=r"item 'q0'.*unreachable after 2 attempt\(s\).*server running"):
-        backend.generate(ITEMS[:1], [np.zeros((2, S, S, 3), np.uint8)], 2, spec("http://x").params, 0)
+        backend.generate(ITEMS[:1], [np.zeros((2, S, S, 3), np.uint8)], 2, spec("http://x").params, 0,
+                         metadata=[{"item_id": "q0", "indices": [0, 1], "fps": 1.0, "num_video_frames": 2}])
     assert (backend.n_requests, backend.n_retries) == (2, 1)
+
+
+def test_video_request_without_a_manifest_record_is_an_error(key):
+    """No silent 1-fps timing: a video request needs the item's frame-manifest record."""
+    backend = spec("http://127.0.0.1:9/v1").build()
+    with pytest.raises(DataError, match="no frame-manifest record"):
+        backend.request_body(ITEMS[0], ["AAA", "BBB"], 2, SamplingParams(top_k=0), 3, None)
 
 
 def test_is_valid_sample():

@@ -65,26 +65,28 @@ def encode_frames(frames: np.ndarray, image_format: str = "png", jpeg_quality: i
 
 
 def frame_times(record: dict | None, n_frames: int) -> dict:
-    """Timing of an item's sampled frames from its frame-manifest ``record``.
+    """Timing of an item's ``n_frames`` sampled frames from its frame-manifest ``record``.
 
-    Returns ``fps`` (source frames per second), ``frames_indices`` (source frame index of each
-    sampled frame), ``total_num_frames`` (frames in the source video), ``duration`` (seconds) and
-    ``timestamps_s`` (seconds, one per sampled frame: the manifest's ``timestamps_s`` when
-    recorded, which is right for variable-frame-rate files, else index / fps). Without a record the
-    frames are taken as consecutive at 1 fps.
+    The same conversion as every other prompting path (:func:`rmsd.frames.metadata.video_metadata`,
+    variable-frame-rate files included): ``fps`` (source frames per second), ``frames_indices``
+    (per frame its position in source frames, ``frames_indices[i] / fps`` = its time),
+    ``total_num_frames``, ``duration`` (s), plus ``timestamps_s`` (s, one per frame, from
+    :func:`rmsd.frames.metadata.frame_times_s`).
 
-    A small local reader of the manifest fields; :mod:`rmsd.frames` owns the full conversion.
+    Raises:
+        DataError: no manifest record (the served teacher would be told wrong times), or a record
+            :func:`rmsd.frames.metadata.video_metadata` rejects; the message names the item.
     """
-    rec = record or {}
-    indices = [int(i) for i in (rec.get("indices") or range(n_frames))]
-    fps = float(rec.get("fps") or 1.0)
-    total = int(rec.get("num_video_frames") or (max(indices) + 1 if indices else n_frames))
-    times = rec.get("timestamps_s")
-    if not times or len(times) != len(indices):
-        times = [i / fps for i in indices]
-    duration = float(rec.get("duration_s") or total / fps)
-    return {"fps": fps, "frames_indices": indices, "total_num_frames": max(total, len(indices)),
-            "duration": duration, "timestamps_s": [float(t) for t in times]}
+    from rmsd.errors import DataError
+    from rmsd.frames.metadata import frame_times_s, video_metadata
+
+    if record is None:
+        raise DataError("openai teacher: no frame-manifest record for an item, so its frame times are "
+                        "unknown; the pool passes each item's record (metadata=...)")
+    meta = video_metadata(record, n_frames)
+    return {"fps": meta["fps"], "frames_indices": list(meta["frames_indices"]),
+            "total_num_frames": meta["total_num_frames"], "duration": meta["duration"],
+            "timestamps_s": frame_times_s(record)}
 
 
 @register_backend("openai")
@@ -151,7 +153,7 @@ class OpenAITeacher:
         self._client = self._make_client()
 
     def _make_client(self):
-        import httpx
+        import httpx2 as httpx  # the HTTP library of the openai client (openai>=3), not httpx 0.x
         import openai
 
         def on_request(_req: httpx.Request) -> None:
@@ -165,7 +167,7 @@ class OpenAITeacher:
 
         limits = httpx.Limits(max_connections=self.max_concurrency,
                               max_keepalive_connections=self.max_concurrency)
-        http = httpx.Client(limits=limits, event_hooks={"request": [on_request], "response": [on_response]},
+        http = openai.DefaultHttpxClient(limits=limits, event_hooks={"request": [on_request], "response": [on_response]},
                             timeout=self.timeout_s, trust_env=True)
         return openai.OpenAI(base_url=self.base_url, api_key=self._key or "EMPTY",
                              max_retries=self.max_retries, timeout=self.timeout_s, http_client=http)
@@ -200,7 +202,8 @@ class OpenAITeacher:
             return [{"type": "video_url", "video_url": {"url": url}}, text]
         mime = IMAGE_FORMATS[self.image_format][1]
         parts: list[dict] = []
-        times = frame_times(record, len(frames_b64))["timestamps_s"]
+        times = (frame_times(record, len(frames_b64))["timestamps_s"] if self.video_mode == "frames"
+                 else [None] * len(frames_b64))
         for t, b64 in zip(times, frames_b64):
             if self.video_mode == "frames":
                 parts.append({"type": "text", "text": f"<{t:.1f} seconds>"})
