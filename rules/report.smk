@@ -186,6 +186,7 @@ rule report_eval_pass_at_k:
         scoring=config["scoring"],
         template=config["template"],
         frames=config["frames"],
+        engine=eval_engine,
     threads: 1
     resources:
         **rule_resources("eval_run"),

@@ -14,6 +14,7 @@ with log_to(snakemake.log[0]):
         scoring=snakemake.params.scoring,
         template=snakemake.params.template,
         frames_meta=snakemake.params.frames,
+        engine=snakemake.params.engine,
         seed=int(snakemake.wildcards.seed),
         threads=snakemake.threads,
         **snakemake.params.pass_at_k,

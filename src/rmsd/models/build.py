@@ -77,10 +77,11 @@ def train_from_scratch(processor_dir: str, items_path: str, frames_dir: str, out
     tmp.mkdir(parents=True)
     summary = {"params": count_parameters(model), "arch": arch, "sft": sft, "seed": seed}
     if cfg.steps > 0:
-        items, frames, n_missing = load_items_with_frames(items_path, frames_dir, on_missing=on_missing)
+        items, frames, n_missing, records = load_items_with_frames(items_path, frames_dir,
+                                                                   on_missing=on_missing, with_meta=True)
         summary["n_missing_frames"] = n_missing
         enc = VideoPromptEncoder(processor, template)
-        prompts = enc.encode(items, frames)
+        prompts = enc.encode(items, frames, metadata=records)  # real frame times (Qwen3-VL)
         targets = enc.tokenize_responses([ground_truth_response(it, template) for it in items])
         # one process; on the GPU when one is visible (bf16 autocast, fp32 weights), else the CPU
         ctx = TrainContext(rt=init_runtime(), logger=StepLogger(tmp / "train_log.jsonl"))

@@ -34,8 +34,9 @@ def subset_items(items: list[dict], items_per_task: int | None) -> list[dict]:
 def evaluate_pass_at_k(model_dir: str, items_path: str, frames_dir: str, out_dir: str, cfg: dict,
                        scoring: dict, template: str, samples: int, temperature: float, threshold: float,
                        items_per_task: int | None, seed: int = 0, threads: int = 1,
-                       frames_meta: dict | None = None) -> dict:
-    """Evaluate ``model_dir`` with ``samples`` sampled answers per item on an item subset.
+                       frames_meta: dict | None = None, engine: dict | None = None) -> dict:
+    """Evaluate ``model_dir`` with ``samples`` sampled answers per item on an item subset, through
+    ``engine`` (:func:`rmsd.evaluation.run.engine_for`: the evaluation's own backend and dtype).
 
     Writes ``items.jsonl`` (the subset), ``samples.jsonl`` and ``metrics.json`` (with ``pass_at_k``)
     under ``out_dir``.
@@ -51,4 +52,5 @@ def evaluate_pass_at_k(model_dir: str, items_path: str, frames_dir: str, out_dir
              samples, temperature)
     cfg = {**cfg, "pass_k_samples": samples, "pass_k_temperature": temperature, "pass_k_threshold": threshold}
     return evaluate(model_dir=model_dir, items_path=str(subset), frames_dir=frames_dir, out_dir=out_dir, cfg=cfg,
-                    scoring=scoring, template=template, seed=seed, threads=threads, frames_meta=frames_meta)
+                    scoring=scoring, template=template, seed=seed, threads=threads, frames_meta=frames_meta,
+                    engine=engine)
