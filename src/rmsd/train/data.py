@@ -259,13 +259,9 @@ class _Reader:
         return {"index": self.index, "_sel": None, "_items": None, "_store": None}
 
 
-class SFTDataset(torch.utils.data.Dataset):
-    """Stage-1 examples ``(EncodedPrompt, target ids (S_r,))``, encoded per batch on demand.
-
-    Args:
-        index: the stage's :class:`StageIndex` (one example per SFT target).
-        encoder: :class:`rmsd.models.inputs.VideoPromptEncoder`.
-    """
+class _StageDataset(torch.utils.data.Dataset):
+    """A stage's examples, read and encoded per batch on demand (``__getitems__``, which the
+    DataLoader calls with a whole batch of indices, so the processor runs once per batch)."""
 
     def __init__(self, index: StageIndex, encoder):
         self.index, self.encoder, self.reader = index, encoder, _Reader(index)
@@ -276,35 +272,40 @@ class SFTDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int):
         return self.__getitems__([i])[0]
 
-    def __getitems__(self, idx: list[int]):
+    def _encoded(self, idx: list[int]):
+        """(selection records, items, frames, manifest records, encoded prompts) of examples ``idx``."""
         rows = [int(self.index.ex_rec[i]) for i in idx]
         recs, items, frames, metas = self.reader.records(rows)
-        prompts = self.encoder.encode(items, frames, metadata=metas)
+        return recs, items, frames, metas, self.encoder.encode(items, frames, metadata=metas)
+
+
+class SFTDataset(_StageDataset):
+    """Stage-1 examples ``(EncodedPrompt, target ids (S_r,))``, encoded per batch on demand.
+
+    Args:
+        index: the stage's :class:`StageIndex` (one example per SFT target).
+        encoder: :class:`rmsd.models.inputs.VideoPromptEncoder`.
+    """
+
+    def __getitems__(self, idx: list[int]):
+        recs, _, _, _, prompts = self._encoded(idx)
         texts = [sft_texts(r)[int(self.index.ex_tgt[i])] for r, i in zip(recs, idx)]
         return list(zip(prompts, self.encoder.tokenize_responses(texts)))
 
 
-class RLDataset(torch.utils.data.Dataset):
+class RLDataset(_StageDataset):
     """Stage-2 examples (:class:`rmsd.train.rl.RLExample`), encoded per batch on demand; ``p`` is
     renormalised to sum to 1. ``raw_video``: also attach each item's frames and manifest record
     (the ``vllm`` rollout engine takes the raw video)."""
 
     def __init__(self, index: StageIndex, encoder, raw_video: bool = False):
-        self.index, self.encoder, self.reader = index, encoder, _Reader(index)
+        super().__init__(index, encoder)
         self.raw_video = raw_video
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-    def __getitem__(self, i: int):
-        return self.__getitems__([i])[0]
 
     def __getitems__(self, idx: list[int]):
         from rmsd.train.rl import RLExample
 
-        rows = [int(self.index.ex_rec[i]) for i in idx]
-        recs, items, frames, metas = self.reader.records(rows)
-        prompts = self.encoder.encode(items, frames, metadata=metas)
+        recs, items, frames, metas, prompts = self._encoded(idx)
         out = []
         for it, p, r, fr, md in zip(items, prompts, recs, frames, metas):
             pp = np.array([x["p"] for x in r["pool"]], dtype=float)
