@@ -7,6 +7,7 @@ resolves each variant into the full recipe it runs.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import Path
@@ -384,8 +385,21 @@ def validate_config(config: dict, schema_path: str | os.PathLike) -> None:
     import yaml
 
     schema = yaml.safe_load(Path(schema_path).read_text())
-    if errors := schema_errors(config, schema):
-        raise ConfigError("invalid configuration (see docs/config_reference.md):\n  " + "\n  ".join(errors))
+    errors = non_finite_numbers(config) + schema_errors(config, schema)
+    if errors:
+        raise ConfigError("invalid configuration (see docs/config_reference.md):\n  " + "\n  ".join(errors[:5]))
+
+
+def non_finite_numbers(value, path: str = "") -> list[str]:
+    """One line per NaN or infinite number anywhere in ``value`` (YAML ``.nan`` / ``.inf``), with its
+    dotted key path: JSON-schema bounds never reject NaN (every comparison with it is false)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return [f"{path or '<top>'}: {value!r} is not a finite number"]
+    if isinstance(value, dict):
+        return [e for k, v in value.items() for e in non_finite_numbers(v, f"{path}.{k}" if path else str(k))]
+    if isinstance(value, list):
+        return [e for i, v in enumerate(value) for e in non_finite_numbers(v, f"{path}[{i}]")]
+    return []
 
 
 def check_api_keys(config: dict) -> None:

@@ -154,3 +154,16 @@ def test_external_data_needs_a_train_split_when_models_are_built_here():
     cfg["models"] = {"teachers": {}, "student": {"path": "ckpt/student"}}
     check_external_splits(cfg)
     check_external_splits(DEFAULT)
+
+
+def test_non_finite_numbers_fail_at_parse_time():
+    """JSON-schema bounds never reject NaN (comparisons with it are false): checked separately."""
+    import math
+
+    from rmsd.config import non_finite_numbers
+
+    cfg = {"recipe": {"stage1": {"sft": {"lr": math.nan}}, "stage2": {"rl": {"epochs": math.inf}}},
+           "variants": {"k2": {"selection": {"tau": 0.3}}}, "x": [1.0, -math.inf]}
+    assert non_finite_numbers(cfg) == ["recipe.stage1.sft.lr: nan is not a finite number",
+                                       "recipe.stage2.rl.epochs: inf is not a finite number",
+                                       "x[1]: -inf is not a finite number"]

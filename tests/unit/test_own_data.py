@@ -36,3 +36,14 @@ def test_missing_relative_video_names_where_it_looked(tmp_path):
     with pytest.raises(DataError, match=r"d.jsonl:1: video file videos/gone.mp4 \(= .*/videos/gone.mp4\) "
                                          r"does not exist \(relative paths are relative to the items file\)"):
         import_items(tmp_path / "d.jsonl", tmp_path / "o.jsonl")
+
+
+def test_empty_items_file_is_an_error(tmp_path):
+    from rmsd.data.external import import_items
+    from rmsd.errors import DataError
+
+    src = tmp_path / "mine.jsonl"
+    src.write_text("\n\n")
+    with pytest.raises(DataError, match=r"mine.jsonl: no items"):
+        import_items(src, tmp_path / "out.jsonl")
+    assert not (tmp_path / "out.jsonl").exists()

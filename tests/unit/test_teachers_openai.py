@@ -85,6 +85,13 @@ class Stub:
                     return self._send(404, {"error": self.path})
                 if auth != f"Bearer {stub.key}":
                     return self._send(401, {"error": "bad key"})
+                if stub.mode == "garbage":  # 200, JSON content type, a body that is not JSON
+                    raw = b"{not json at all"
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(raw)))
+                    self.end_headers()
+                    return self.wfile.write(raw)
                 if stub.mode == "down" or (stub.mode == "flaky" and n == 1):
                     return self._send(503 if stub.mode == "down" else 500,
                                       {"error": f"overloaded; you sent {auth}"})
@@ -365,3 +372,12 @@ def test_openai_parse_counts_tokens(key):
     assert b._parse(two, item) == [{"text": "a", "finish_reason": "stop", "n_tokens": 2},
                                    {"text": "", "finish_reason": "stop", "n_tokens": None}]
     assert "RMSD" not in repr(b) and b.safe_url == "http://h/v1/chat/completions"
+
+
+def test_a_body_that_is_not_json_is_a_teacher_error(key):
+    with Stub(key, mode="garbage") as stub:
+        backend = spec(stub.url, max_retries=0).build()
+        with pytest.raises(TeacherError, match=r"teacher 'served', item 'q0': http://127\.0\.0\.1:\d+/v1"
+                                               r".*not a chat-completions JSON object \(JSONDecodeError"):
+            backend.generate(ITEMS[:1], [np.zeros((2, S, S, 3), np.uint8)], 1, spec("http://x").params, 0,
+                             metadata=[{"item_id": "q0", "indices": [0, 1], "fps": 1.0, "num_video_frames": 2}])

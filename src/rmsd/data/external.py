@@ -49,10 +49,12 @@ def import_items(src: str | os.PathLike, out_path: str | os.PathLike) -> int:
 
     Raises:
         MissingArtifactError: ``src`` does not exist.
-        DataError: naming the file, line and problem (bad JSON or UTF-8, a missing or wrongly
-            typed field, a duplicate id, an answer not among the options, a missing video).
+        DataError: naming the file, line and problem (no items at all, bad JSON or UTF-8, a missing
+            or wrongly typed field, a duplicate id, an answer not among the options, a missing video).
     """
     lines = read_jsonl_numbered(src, required=ITEM_FIELDS)
+    if not lines:
+        raise DataError(f"{src}: no items (the file is empty or holds only blank lines)")
     seen: dict[str, int] = {}
     for lineno, it, _ in lines:
         where = f"{src}:{lineno}"

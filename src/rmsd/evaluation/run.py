@@ -545,7 +545,12 @@ def evaluate(model_dir: str, items_path: str, frames_dir: str, out_dir: str, cfg
     ecfg = EvalConfig.from_dict(cfg)
     set_threads(threads)
     seed_everything(seed)
-    items, frames, n_missing = load_items_with_frames(items_path, frames_dir)
+    items, frames, n_missing = load_items_with_frames(
+        items_path, frames_dir,
+        hint="evaluation scores every item of a benchmark, so it needs every item's frames: fix or "
+             "remove the video (results/frames/<dataset>/skipped.json names it), then rerun")
+    if not items:
+        raise DataError(f"{items_path}: no items to evaluate (empty items file)")
     if ecfg.benchmark is not None:
         bad = [it["id"] for it in items if it.get("dataset") != ecfg.benchmark]
         if bad:

@@ -10,7 +10,8 @@ from rmsd.io import read_jsonl
 
 
 def load_items_with_frames(items_path, frames_dir, on_missing: str = "fail", only=None,
-                           with_meta: bool = False):
+                           with_meta: bool = False,
+                           hint: str = "set stage1.on_missing_frames: skip to leave such items out"):
     """Items that have frames in the manifest, with their frames.
 
     Args:
@@ -21,6 +22,7 @@ def load_items_with_frames(items_path, frames_dir, on_missing: str = "fail", onl
         only: optional collection of item ids; other items are ignored (neither loaded nor checked).
         with_meta: also return each kept item's manifest record (source fps, frame indices), which
             timestamped processors (Qwen3-VL) need.
+        hint: what the caller's user can do about an item without frames (ends the error message).
 
     Returns:
         (items, frames per item as uint8 (F, H, W, 3), n_missing), plus the manifest records when
@@ -42,8 +44,7 @@ def load_items_with_frames(items_path, frames_dir, on_missing: str = "fail", onl
         if it["id"] not in store:
             if on_missing == "fail":
                 raise DataError(f"{items_path}: item {it['id']!r} has no frames in {frames_dir}/manifest.jsonl"
-                                " (frame extraction skipped it or the manifest is stale); set "
-                                "stage1.on_missing_frames: skip to leave such items out")
+                                f" (frame extraction skipped it or the manifest is stale); {hint}")
             n_missing += 1
             continue
         kept.append(it)

@@ -340,6 +340,10 @@ class OpenAITeacher:
             raise TeacherError(f"{where}: {self.safe_url} unreachable after {attempts} (connection "
                                f"error: {self._scrub(str(e.__cause__ or e))}); is the server "
                                "running and the endpoint right?") from None
+        except (ValueError, openai.APIResponseValidationError) as e:  # json.JSONDecodeError is a ValueError
+            raise TeacherError(f"{where}: {self.safe_url} answered with a body that is not a "
+                               f"chat-completions JSON object ({type(e).__name__}: "
+                               f"{self._scrub(str(e))[:200]})") from None
         except openai.APIStatusError as e:
             detail = self._scrub(_excerpt(e))
             retried = e.status_code >= 500 or e.status_code in (408, 409, 429)
