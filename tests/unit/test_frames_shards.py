@@ -244,3 +244,18 @@ def test_gather_names_a_damaged_shard_marker(clips, tmp_path):
     with pytest.raises(DataError, match=r"shards/1\.json: damaged shard marker, missing "
                                         r"\['stats'\]; rerun extraction of this shard"):
         gather_shards(out, 2)
+
+
+def test_frame_store_rejects_two_items_on_one_shard_row(clips, tmp_path):
+    items, _ = items_of(tmp_path, clips)
+    out = tmp_path / "frames"
+    extract_shard(items, out, 0, 1, **SETTINGS)
+    gather_shards(out, 1)
+    man = out / "manifest.jsonl"
+    recs = [json.loads(x) for x in man.read_text().splitlines()]
+    recs[4]["row"] = recs[1]["row"]
+    man.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    with pytest.raises(DataError, match=rf"manifest.jsonl:5: item {recs[4]['item_id']!r} points "
+                                        rf"at row {recs[1]['row']} of .*shards/0\.npy, which line "
+                                        r"2 already holds"):
+        open_frames(out)

@@ -214,3 +214,18 @@ def test_engine_prefix_lr_group():
     assert lrs == [1e-3, 1e-1]
     eng.set_lr(2e-3)
     assert sorted(g["lr"] for g in eng.optimizer.param_groups) == pytest.approx([2e-3, 2e-1])
+
+
+def test_frame_store_rejects_shared_rows_and_non_string_ids(tmp_path):
+    fdir, _ = _frames(tmp_path, ["a", "b"])
+    man = fdir / "manifest.jsonl"
+    good = man.read_text()
+    man.write_text(good + '{"item_id": "c", "row": 0}\n')
+    with pytest.raises(DataError, match=r"manifest.jsonl:3: item 'c' points at row 0 of "
+                                        r".*frames\.npy, which line 1 already holds"):
+        open_frames(fdir)
+    for bad, shown in (('["a"]', r"list \['a'\]"), ("7", "int 7"), ('""', "str ''")):
+        man.write_text('{"item_id": %s, "row": 0}\n' % bad + good.split("\n", 1)[1])
+        with pytest.raises(DataError, match=r"manifest.jsonl:1: item_id must be a non-empty "
+                                            r"string, got " + shown):
+            open_frames(fdir)
