@@ -1,6 +1,7 @@
 """Importers and official scoring rules on records excerpted from the benchmarks' official releases
 (tests/fixtures/benchmarks/SOURCES.md names repository, path and commit of each file)."""
 
+import re
 from pathlib import Path
 
 from rmsd.evaluation.benchmarks import BenchmarkScorer, MathVerifier, import_benchmark
@@ -300,3 +301,58 @@ def test_mlvu_lmms_eval_layout(tmp_path):
     assert a["question"] == "What color is the main male character in the video?"
     assert a["options"] == ["Yellow", "Red", "Green", "Blue"] and a["answer"] == "A"
     assert b["meta"]["task_type"] == "findNeedle" and b["id"] == "findNeedle-00000"
+
+
+def test_mathverse_missing_image_is_skipped_not_filtered(tmp_path):
+    """Only the release's text-only problems are filtered; any other record without an image
+    (null, "", {}, key missing) is a bad record that counts against min_import_share."""
+    import json
+    import shutil
+
+    import pytest
+
+    from rmsd.errors import DataError
+
+    shutil.copytree(ROOT / "MathVerse", tmp_path / "MathVerse")
+    p = tmp_path / "MathVerse/testmini.json"
+    recs = json.loads(p.read_text(encoding="utf-8"))
+    recs[0]["image"], recs[1]["image"], recs[2]["image"] = None, "", {}
+    del recs[3]["image"]
+    p.write_text(json.dumps(recs))
+    st = import_stats(import_benchmark("MathVerse", tmp_path, min_import_share=0.0))
+    assert (st["n_records"], st["n_items"]) == (5, 1)
+    assert st["n_skipped"] == {"missing image": 4} and st["n_filtered"] == {}
+    with pytest.raises(DataError, match=r"only 1 of 5 records imported"):
+        import_benchmark("MathVerse", tmp_path, min_import_share=0.9)
+    # the text-only release file stays filtered, and "no items" names the counts
+    with pytest.raises(DataError, match=re.escape(
+            "(5 records; skipped by reason: {}; filtered by reason: "
+            "{'no image (text-only problem)': 5}; limit None)")):
+        import_benchmark("MathVerse", tmp_path,
+                         {"annotations": "MathVerse/testmini_text_only.json"})
+
+
+def test_mlvu_unknown_task_type_is_skipped_not_filtered(tmp_path):
+    """A task type that is not one of the release's names (misspelt, renamed) is a skipped bad
+    record; the release's open-ended types stay filtered by the setting."""
+    import json
+    import shutil
+
+    import pytest
+
+    from rmsd.errors import DataError
+
+    shutil.copytree(ROOT / "MLVU", tmp_path / "MLVU")
+    p = tmp_path / "MLVU/json/1_plotQA.json"
+    recs = json.loads(p.read_text(encoding="utf-8"))
+    for r in recs:
+        r["question_type"] = "plotqa"
+    p.write_text(json.dumps(recs))
+    st = import_stats(import_benchmark("MLVU_MCQ", tmp_path, min_import_share=0.0))
+    assert (st["n_records"], st["n_items"], len(recs)) == (33, 20, 5)
+    assert st["n_skipped"] == {"unknown task type": 5, "answer not among the options": 1,
+                               "empty question": 1}
+    assert st["n_filtered"] == {"task type subPlot not in task_types": 3,
+                                "task type summary not in task_types": 3}
+    with pytest.raises(DataError, match=r"MLVU_MCQ: only 20 of 27 records imported"):
+        import_benchmark("MLVU_MCQ", tmp_path, min_import_share=0.9)

@@ -177,3 +177,85 @@ def test_frame_settings_per_dataset():
     assert frame_settings(cfg, "MathVista") == {**SETTINGS, "num_frames": 16, "size_px": 224}
     with pytest.raises(ConfigError, match=r"frames.datasets.x: unknown frame setting\(s\) \['fps'\]"):
         frame_settings({**cfg, "datasets": {"x": {"fps": 2}}}, "x")
+
+
+def _killed_run(clips, tmp_path):
+    items, _ = items_of(tmp_path, clips)
+    out = tmp_path / "frames"
+    p = subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(items), str(out)],
+                       capture_output=True, text=True)
+    assert p.returncode == -9, p.stderr
+    return items, out, out / "shards" / "0.partial"
+
+
+def test_resume_treats_an_entry_without_pos_as_torn(clips, tmp_path, monkeypatch):
+    """A done.jsonl line that is JSON but not an entry (no "pos") ends the log like a torn line."""
+    items, out, work = _killed_run(clips, tmp_path)
+    lines = (work / "done.jsonl").read_bytes().split(b"\n")
+    bad = json.loads(lines[2])
+    del bad["pos"]
+    (work / "done.jsonl").write_bytes(b"\n".join(lines[:2] + [json.dumps(bad).encode()] + lines[3:]))
+    import rmsd.frames.shards as sh
+
+    decoded = []
+    real = sh._decode_one
+    monkeypatch.setattr(sh, "_decode_one", lambda v, *a: decoded.append(v) or real(v, *a))
+    stats = extract_shard(items, out, 0, 1, **SETTINGS)
+    assert (stats["n_resumed"], len(decoded), stats["restarted_partial"]) == (2, 5, 0)
+    assert (stats["n_extracted"], stats["n_skipped"]) == (6, 1)
+
+
+def test_resume_starts_over_when_rows_npy_is_short(clips, tmp_path, monkeypatch, caplog):
+    """A cut-short rows.npy (full disk) is not zero-extended and resumed: the shard starts over,
+    with a warning and restarted_partial = 1 in the shard's and the gathered stats."""
+    items, out, work = _killed_run(clips, tmp_path)
+    full = (work / "rows.npy").stat().st_size
+    with open(work / "rows.npy", "r+b") as f:
+        f.truncate(full - 100)
+    import rmsd.frames.shards as sh
+
+    decoded = []
+    real = sh._decode_one
+    monkeypatch.setattr(sh, "_decode_one", lambda v, *a: decoded.append(v) or real(v, *a))
+    with caplog.at_level("WARNING", logger="rmsd.frames.shards"):
+        stats = extract_shard(items, out, 0, 1, **SETTINGS)
+    assert "rows.npy: shorter than its header says" in caplog.text
+    assert (stats["n_resumed"], len(decoded), stats["restarted_partial"]) == (0, 7, 1)
+    assert gather_shards(out, 1)["restarted_partial"] == 1
+    clean = tmp_path / "clean"
+    extract_shard(items, clean, 0, 1, **SETTINGS)
+    gather_shards(clean, 1)
+    a, b = open_frames(out), open_frames(clean)
+    for iid in a.ids():
+        np.testing.assert_array_equal(a.frames(iid), b.frames(iid))
+
+
+def test_gather_names_a_damaged_shard_marker(clips, tmp_path):
+    items, _ = items_of(tmp_path, clips)
+    out = tmp_path / "frames"
+    extract_shard(items, out, 0, 2, **SETTINGS)
+    extract_shard(items, out, 1, 2, **SETTINGS)
+    marker = out / "shards" / "1.json"
+    marker.write_text("{not json")
+    with pytest.raises(DataError, match=r"shards/1\.json: damaged shard marker, not JSON .*"
+                                        r"rerun extraction of this shard"):
+        gather_shards(out, 2)
+    marker.write_text("{}")
+    with pytest.raises(DataError, match=r"shards/1\.json: damaged shard marker, missing "
+                                        r"\['stats'\]; rerun extraction of this shard"):
+        gather_shards(out, 2)
+
+
+def test_frame_store_rejects_two_items_on_one_shard_row(clips, tmp_path):
+    items, _ = items_of(tmp_path, clips)
+    out = tmp_path / "frames"
+    extract_shard(items, out, 0, 1, **SETTINGS)
+    gather_shards(out, 1)
+    man = out / "manifest.jsonl"
+    recs = [json.loads(x) for x in man.read_text().splitlines()]
+    recs[4]["row"] = recs[1]["row"]
+    man.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    with pytest.raises(DataError, match=rf"manifest.jsonl:5: item {recs[4]['item_id']!r} points "
+                                        rf"at row {recs[1]['row']} of .*shards/0\.npy, which line "
+                                        r"2 already holds"):
+        open_frames(out)

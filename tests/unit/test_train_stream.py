@@ -124,6 +124,42 @@ def test_scan_selection_sft_on_all_k_and_policies(tmp_path):
                          on_empty="skip", need_pool=False)
 
 
+def test_scan_selection_rejects_malformed_records(tmp_path):
+    """A bad selection record is a DataError naming file:line; an empty ``sft_targets`` list is
+    counted like an empty pool (or fails under on_empty="fail")."""
+    items = _items(tmp_path, 2)
+    fdir, _ = _frames(tmp_path, ["i0", "i1"])
+    pool = [{"text": "A", "q": 1.0, "p": 1.0}]
+    ok = {"item_id": "i1", "sft_target": "A", "pool": pool}
+    kw = dict(on_missing="skip", need_pool=False, sft=True)
+    cases = [
+        ({"item_id": "i0", "sft_target": "A", "sft_targets": [None, "A"], "pool": pool},
+         r"sel.jsonl:1: item 'i0': sft_targets must be a list of strings, got \[None, 'A'\]"),
+        ({"item_id": "i0", "sft_target": "A", "pool": ["A", "B"]},
+         r"sel.jsonl:1: item 'i0': pool\[0\] must be an object with a string 'text', got 'A'"),
+        ({"item_id": ["i0"], "sft_target": "A", "pool": []},
+         r"sel.jsonl:1: item_id must be a non-empty string, got list \['i0'\]"),
+    ]
+    for bad, msg in cases:
+        write_jsonl(tmp_path / "sel.jsonl", [bad, ok])
+        with pytest.raises(DataError, match=msg):
+            D.scan_selection(tmp_path / "sel.jsonl", items, fdir, None, on_empty="skip", **kw)
+    first = {"item_id": "i0", "sft_target": "A", "pool": pool}
+    write_jsonl(tmp_path / "sel.jsonl", [first, first, ok])
+    with pytest.raises(DataError, match=r"sel.jsonl:2: item 'i0' is selected twice \(first at line 1\)"):
+        D.scan_selection(tmp_path / "sel.jsonl", items, fdir, None, on_empty="skip", **kw)
+    write_jsonl(tmp_path / "sel.jsonl", [dict(first, sft_targets=[]), ok])
+    ix = D.scan_selection(tmp_path / "sel.jsonl", items, fdir, None, on_empty="skip", **kw)
+    assert (ix.n_records, len(ix), ix.sel_off.tolist()[0] > 0) == (1, 1, True)
+    assert ix.counts == {"n_missing_frames": 0, "n_empty_pool": 1, "n_other_stage": 0}
+    with pytest.raises(DataError, match=r"sel.jsonl:1: item 'i0' has an empty sft_targets list"):
+        D.scan_selection(tmp_path / "sel.jsonl", items, fdir, None, on_empty="fail", **kw)
+    # Stage 2 does not read sft_targets: the record is kept
+    ix2 = D.scan_selection(tmp_path / "sel.jsonl", items, fdir, None, on_empty="skip",
+                           on_missing="skip", need_pool=True, sft=False)
+    assert (ix2.n_records, ix2.counts["n_empty_pool"]) == (2, 0)
+
+
 def test_select_item_sft_on_all_kept_rows():
     rows = [{"teacher": "a", "k": k, "text": f"a{k}", "q": q, "valid": v}
             for k, (q, v) in enumerate([(1.0, True), (0.2, True), (0.6, False), (0.0, True)])]
@@ -178,3 +214,18 @@ def test_engine_prefix_lr_group():
     assert lrs == [1e-3, 1e-1]
     eng.set_lr(2e-3)
     assert sorted(g["lr"] for g in eng.optimizer.param_groups) == pytest.approx([2e-3, 2e-1])
+
+
+def test_frame_store_rejects_shared_rows_and_non_string_ids(tmp_path):
+    fdir, _ = _frames(tmp_path, ["a", "b"])
+    man = fdir / "manifest.jsonl"
+    good = man.read_text()
+    man.write_text(good + '{"item_id": "c", "row": 0}\n')
+    with pytest.raises(DataError, match=r"manifest.jsonl:3: item 'c' points at row 0 of "
+                                        r".*frames\.npy, which line 1 already holds"):
+        open_frames(fdir)
+    for bad, shown in (('["a"]', r"list \['a'\]"), ("7", "int 7"), ('""', "str ''")):
+        man.write_text('{"item_id": %s, "row": 0}\n' % bad + good.split("\n", 1)[1])
+        with pytest.raises(DataError, match=r"manifest.jsonl:1: item_id must be a non-empty "
+                                            r"string, got " + shown):
+            open_frames(fdir)

@@ -12,6 +12,9 @@ or killed job's partial work is not deleted): ``rows.npy``, a preallocated memor
 and ``done.jsonl``, an append-only log of finished items (record or skip reason) written after
 their rows are flushed, every ``commit_every`` videos. A rerun with the same items and settings
 (``spec.json``) decodes only the items not yet in ``done.jsonl``; a different spec starts over.
+A torn or malformed log line (not JSON, or no ``pos``) ends the log: it and the rest are redone.
+A ``rows.npy`` shorter than its header says (a full disk) starts the shard over, with a warning,
+counted as ``restarted_partial`` in the shard's stats.
 A killed job loses at most the last ``commit_every`` videos' work.
 
 Gather: :func:`gather_shards` checks the shards agree and writes ``manifest.jsonl``,
@@ -119,7 +122,9 @@ def extract_shard(
 
     Returns:
         The shard's stats (also in ``shards/{shard}.json``): ``n_items``, ``n_extracted``,
-        ``n_skipped``, ``n_resumed`` (items kept from an earlier, interrupted run), ``n_videos``,
+        ``n_skipped``, ``n_resumed`` (items kept from an earlier, interrupted run),
+        ``restarted_partial`` (1 when an earlier run's ``rows.npy`` was shorter than its header
+        says, e.g. a full disk, and the shard started over; else 0), ``n_videos``,
         ``decoders``, ``n_fallback``, ``n_vfr``, ``n_truncated``, ``n_discontinuous``,
         ``n_with_decode_errors``, ``seconds``, ``settings``.
 
@@ -145,7 +150,7 @@ def extract_shard(
     spec = {"settings": settings, "shard": shard, "n_shards": n_shards,
             "items_sha256": _items_hash(items), "n_items": len(items)}
     shape = (len(items), settings["num_frames"], settings["size_px"], settings["size_px"], 3)
-    rows, done = _open_work(work, spec, shape)
+    rows, done, restarted = _open_work(work, spec, shape)
     n_resumed = len(done)
     if n_resumed:
         log.info("shard %d/%d: resuming, %d of %d items already extracted", shard, n_shards,
@@ -236,6 +241,7 @@ def extract_shard(
         with atomic_path(out_npy, suffix=".npy") as tmp:
             np.save(tmp, np.zeros(shape, np.uint8))
     stats = {**_count(records, skipped), "n_items": len(items), "n_resumed": n_resumed,
+             "restarted_partial": int(restarted),
              "n_videos": len({it["video"] for it in items}), "shard": shard,
              "n_shards": n_shards, "threads": threads, "settings": settings,
              "seconds": round(time.perf_counter() - t0, 3)}
@@ -256,7 +262,8 @@ def gather_shards(frames_dir: str | os.PathLike, n_shards: int) -> dict:
 
     Raises:
         MissingArtifactError: a shard's ``.json``, ``.jsonl`` or ``.npy`` is missing (unfinished).
-        DataError: shards extracted with different settings or shard counts, a duplicate item id,
+        DataError: a damaged shard marker (``shards/{i}.json`` not JSON or without its stats,
+            names the file: rerun extraction), shards extracted with different settings or shard counts, a duplicate item id,
             or a record whose row is outside its shard's array; names the file.
     """
     frames_dir = Path(frames_dir)
@@ -267,7 +274,7 @@ def gather_shards(frames_dir: str | os.PathLike, n_shards: int) -> dict:
         meta_path = npy.with_suffix(".json")
         if not meta_path.exists():
             raise MissingArtifactError(f"{meta_path}: shard {i} of {n_shards} is not finished")
-        meta = json.loads(meta_path.read_text())
+        meta = _read_marker(meta_path)
         st = meta["stats"]
         mine = st["settings"]
         if settings is None:
@@ -295,7 +302,9 @@ def gather_shards(frames_dir: str | os.PathLike, n_shards: int) -> dict:
     atomic_write_json(frames_dir / INDEX_FILE, {"shards": shards, "settings": settings})
     stats = {**_count(records, skipped), "n_items": sum(s["n_items"] for s in per),
              "n_videos": sum(s["n_videos"] for s in per), "n_shards": n_shards,
-             "n_resumed": sum(s["n_resumed"] for s in per), "settings": settings,
+             "n_resumed": sum(s["n_resumed"] for s in per),
+             "restarted_partial": sum(s.get("restarted_partial", 0) for s in per),
+             "settings": settings,
              "shard_seconds": [s["seconds"] for s in per],
              "bytes": sum(s["bytes"] for s in shards)}
     atomic_write_json(frames_dir / STATS_FILE, stats)
@@ -323,8 +332,66 @@ def _items_hash(items: list[dict]) -> str:
     return h.hexdigest()
 
 
-def _open_work(work: Path, spec: dict, shape: tuple[int, ...]):
-    """The shard's preallocated rows and the finished entries of an earlier run with ``spec``."""
+MARKER_STATS_KEYS = ("settings", "n_shards", "n_items", "n_videos", "n_resumed", "seconds")
+
+
+def _read_marker(path: Path) -> dict:
+    """A shard's completion marker ``shards/{i}.json`` (``stats`` and ``skipped``), checked.
+
+    Raises:
+        DataError: not JSON, or without ``stats`` (with :data:`MARKER_STATS_KEYS`) and a
+            ``skipped`` list (names the file).
+    """
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: damaged shard marker, not JSON ({e}); rerun extraction of this "
+                        "shard") from None
+    st = meta.get("stats") if isinstance(meta, dict) else None
+    missing = ["stats"] if not isinstance(st, dict) else [k for k in MARKER_STATS_KEYS if k not in st]
+    if not missing and not isinstance(meta.get("skipped"), list):
+        missing = ["skipped"]
+    if missing:
+        raise DataError(f"{path}: damaged shard marker, missing {missing}; rerun extraction of "
+                        "this shard")
+    return meta
+
+
+def _rows_complete(rows_path: Path, shape: tuple[int, ...]) -> bool:
+    """True when ``rows_path`` is a uint8 .npy of ``shape`` whose file holds every byte its header
+    announces (``open_memmap(mode="r+")`` would silently zero-extend a short file)."""
+    try:
+        with open(rows_path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0)  # 3.0 has 2.0's layout
+            hdr_shape, _, dtype = read(f)
+            offset = f.tell()
+    except (OSError, ValueError, EOFError):
+        return False
+    if tuple(hdr_shape) != tuple(shape) or np.dtype(dtype) != np.uint8:
+        return False
+    return rows_path.stat().st_size >= offset + int(np.prod(shape, dtype=np.int64))
+
+
+def _valid_entry(e, n_items: int) -> bool:
+    """A done.jsonl entry: an object with an integer ``pos`` in range and a ``record`` or
+    ``skipped`` object."""
+    if not isinstance(e, dict):
+        return False
+    pos = e.get("pos")
+    if isinstance(pos, bool) or not isinstance(pos, int) or not 0 <= pos < n_items:
+        return False
+    return isinstance(e.get("record"), dict) or isinstance(e.get("skipped"), dict)
+
+
+def _open_work(work: Path, spec: dict, shape: tuple[int, ...], restarted: bool = False):
+    """(rows, done, restarted): the shard's preallocated rows, the finished entries of an earlier
+    run with ``spec``, and whether an earlier run's short ``rows.npy`` made the shard start over.
+
+    A ``done.jsonl`` line that is torn, not JSON or not a finished-item entry (no integer
+    ``pos`` in range, no ``record``/``skipped``) ends the log: it and the lines after it are
+    truncated and their items redone."""
     spec_path, rows_path, log_path = work / "spec.json", work / "rows.npy", work / "done.jsonl"
     same = False
     if spec_path.exists() and rows_path.exists():
@@ -341,11 +408,13 @@ def _open_work(work: Path, spec: dict, shape: tuple[int, ...]):
             rows = np.lib.format.open_memmap(rows_path, mode="w+", dtype=np.uint8, shape=shape)
             rows.flush()
         atomic_write_json(spec_path, spec)  # after the array exists: spec marks a usable work dir
-        return rows, {}
-    rows = np.lib.format.open_memmap(rows_path, mode="r+")
-    if tuple(rows.shape) != shape:
+        return rows, {}, restarted
+    if not _rows_complete(rows_path, shape):
+        log.warning("%s: shorter than its header says (or unreadable), e.g. a full disk or a "
+                    "killed copy; the shard starts over", rows_path)
         shutil.rmtree(work)
-        return _open_work(work, spec, shape)
+        return _open_work(work, spec, shape, restarted=True)
+    rows = np.lib.format.open_memmap(rows_path, mode="r+")
     done: dict[int, dict] = {}
     data = log_path.read_bytes() if log_path.exists() else b""
     good = 0
@@ -355,12 +424,14 @@ def _open_work(work: Path, spec: dict, shape: tuple[int, ...]):
             e = json.loads(line)
         except ValueError:
             break  # a damaged line: it and the rest are redone
-        done[int(e["pos"])] = e
+        if not _valid_entry(e, shape[0]):
+            break  # JSON but not an entry (e.g. no "pos"): treated as damaged
+        done[e["pos"]] = e
         good += len(line) + 1
     if good != len(data):
         with open(log_path, "r+b") as f:
             f.truncate(good)
-    return rows, done
+    return rows, done, restarted
 
 
 def _count(records: list[dict], skipped: list[dict]) -> dict:

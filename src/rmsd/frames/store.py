@@ -83,8 +83,9 @@ class FrameStore:
 
     Raises (at construction):
         MissingArtifactError: ``manifest.jsonl`` or a frames file it refers to does not exist.
-        DataError: a malformed manifest line (names the file and line), a duplicate ``item_id``, a
-            ``shard``/``row`` outside its array, a frames file that is not a (N, F, S, S, 3) uint8
+        DataError: a malformed manifest line (names the file and line), an ``item_id`` that is
+            not a non-empty string, a duplicate ``item_id``, two items on the same
+            ``shard``/``row`` (names both lines), a ``shard``/``row`` outside its array, a frames file that is not a (N, F, S, S, 3) uint8
             array, an ``index.json`` that disagrees with a shard's shape, or (single-array layout)
             a record count different from the array's rows (outputs of different runs).
     """
@@ -102,6 +103,7 @@ class FrameStore:
         self._pos: dict[str, int] = {}
         offs, shards, rows = [], [], []
         sharded = index is not None
+        slot_line: dict[tuple[int, int], int] = {}  # (shard, row) -> manifest line; dropped after
         with open(self.manifest_path, "rb") as f:
             pos = 0
             for ln, line in enumerate(f, 1):
@@ -114,6 +116,9 @@ class FrameStore:
                 except (json.JSONDecodeError, KeyError, TypeError):
                     raise DataError(f"{self.manifest_path}:{ln}: not a manifest record with "
                                     "item_id and row") from None
+                if not isinstance(iid, str) or not iid:
+                    raise DataError(f"{self.manifest_path}:{ln}: item_id must be a non-empty "
+                                    f"string, got {type(iid).__name__} {iid!r}")
                 if not offs:
                     sharded = sharded or "shard" in rec
                 shard = rec.get("shard") if sharded else _SINGLE
@@ -125,7 +130,13 @@ class FrameStore:
                     raise DataError(f"{self.manifest_path}:{ln}: item {iid!r} row {row!r} outside "
                                     f"{self._path(shard)} with {len(arr)} rows")
                 if iid in self._pos:
-                    raise DataError(f"{self.manifest_path}: duplicate item_id {iid!r}")
+                    raise DataError(f"{self.manifest_path}:{ln}: duplicate item_id {iid!r}")
+                if (shard, row) in slot_line:
+                    raise DataError(
+                        f"{self.manifest_path}:{ln}: item {iid!r} points at row {row} of "
+                        f"{self._path(shard)}, which line {slot_line[shard, row]} already holds "
+                        "(outputs of different runs mixed); rerun extraction")
+                slot_line[shard, row] = ln
                 self._pos[iid] = len(offs)
                 offs.append(start)
                 shards.append(shard)

@@ -133,6 +133,24 @@ def sft_texts(rec: dict) -> list[str]:
     return [rec["sft_target"]]
 
 
+def _check_record(rec: dict, where: str) -> None:
+    """Raise DataError (prefixed by ``where``, the file:line and item) when a selection record's
+    ``pool`` is not a list of objects with a string ``text``, or its ``sft_targets`` (when
+    present) is not a list of strings. An empty pool or an empty ``sft_targets`` list is left to
+    the stage's ``on_empty_pool`` policy."""
+    pool = rec["pool"]
+    if not isinstance(pool, list):
+        raise DataError(f"{where}: pool must be a list of objects, got {type(pool).__name__}")
+    for k, x in enumerate(pool):
+        if not isinstance(x, dict) or not isinstance(x.get("text"), str):
+            raise DataError(f"{where}: pool[{k}] must be an object with a string 'text', got "
+                            f"{x!r:.80}")
+    if "sft_targets" in rec:
+        t = rec["sft_targets"]
+        if not isinstance(t, list) or not all(isinstance(x, str) for x in t):
+            raise DataError(f"{where}: sft_targets must be a list of strings, got {t!r:.80}")
+
+
 def pool_problem(rec: dict) -> str | None:
     """Why a record's pool cannot be sampled from in Stage 2 (None when it can)."""
     pool = rec.get("pool") or []
@@ -165,8 +183,10 @@ def scan_selection(selection, items, frames_dir, only: set[str] | None, *, on_mi
         The :class:`StageIndex`; ``counts`` holds ``n_missing_frames``, ``n_empty_pool``.
 
     Raises:
-        DataError: a record names an unknown item, or a problem under a "fail" policy (names the
-            file, line and item).
+        DataError: a record names an unknown item, a non-string ``item_id``, an item selected
+            twice, a pool that is not a list of objects with a string ``text``, ``sft_targets``
+            that is not a list of strings, or a problem under a "fail" policy (names the file,
+            line and item). An empty ``sft_targets`` list (Stage 1) counts as an empty pool.
         TrainingError: nothing is left.
     """
     selection, items = Path(selection), Path(items)
@@ -185,6 +205,7 @@ def scan_selection(selection, items, frames_dir, only: set[str] | None, *, on_mi
             pos += len(line)
     sel_off, item_off, ex_rec, ex_tgt = [], [], [], []
     counts = {"n_missing_frames": 0, "n_empty_pool": 0, "n_other_stage": 0}
+    seen: dict[str, int] = {}  # item id -> line (one entry per selected item, like item_at)
     with open(selection, "rb") as f:
         pos, lineno = 0, 0
         for line in f:
@@ -199,7 +220,14 @@ def scan_selection(selection, items, frames_dir, only: set[str] | None, *, on_mi
             except (json.JSONDecodeError, KeyError, TypeError):
                 raise DataError(f"{selection}:{lineno}: not a selection record (item_id, sft_target, "
                                 "pool)") from None
+            if not isinstance(iid, str) or not iid:
+                raise DataError(f"{selection}:{lineno}: item_id must be a non-empty string, got "
+                                f"{type(iid).__name__} {iid!r}")
             where = f"{selection}:{lineno}: item {iid!r}"
+            if iid in seen:
+                raise DataError(f"{where} is selected twice (first at line {seen[iid]})")
+            seen[iid] = lineno
+            _check_record(rec, where)
             if iid not in item_at:
                 if only is not None and iid not in only:
                     counts["n_other_stage"] += 1
@@ -214,6 +242,8 @@ def scan_selection(selection, items, frames_dir, only: set[str] | None, *, on_mi
             why = None
             if not rec["pool"] or not isinstance(rec["sft_target"], str):  # "" is a raw, empty response
                 why = "has an empty pool or no SFT target"
+            elif sft and not sft_texts(rec):
+                why = "has an empty sft_targets list"
             elif need_pool and (p := pool_problem(rec)) is not None:
                 why = f"has an unusable pool: {p}"
             if why is not None:

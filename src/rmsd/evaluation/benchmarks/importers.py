@@ -100,7 +100,10 @@ def import_benchmark(name: str, data_root: str | os.PathLike, settings: dict | N
     if s["limit"] is not None:
         res.items, res.locs = res.items[: s["limit"]], res.locs[: s["limit"]]
     if not res.items:
-        raise DataError(f"{name}: no items imported from {[str(p) for p in res.files]}")
+        raise DataError(
+            f"{name}: no items imported from {[str(p) for p in res.files]} ({res.n_records} "
+            f"records; skipped by reason: {dict(res.skipped)}; filtered by reason: "
+            f"{dict(res.filtered)}; limit {s['limit']})")
     return res
 
 

@@ -28,6 +28,18 @@ def _extend(options: list[str], letter: str, res: Imported) -> list[str]:
     return options
 
 
+TEXT_ONLY_VERSION = "Text Only"
+"""``problem_version`` of the release's text-only problems (``testmini_text_only.json``)."""
+
+
+def _text_only(rec, path) -> bool:
+    """True for a record of the release's text-only problems: ``problem_version`` "Text Only" or
+    a record of the text-only release file (``*text_only*.json``)."""
+    version = rec.get("problem_version")
+    return (isinstance(version, str) and version.strip().lower() == TEXT_ONLY_VERSION.lower()) \
+        or "text_only" in path.name.lower()
+
+
 def import_mathverse(data_root: str, s: dict, out_dir: str | None = None,
                      res: Imported | None = None) -> Imported:
     """MathVerse testmini (benchmarks.md 2.5): sample_index, problem_index, problem_version,
@@ -37,8 +49,11 @@ def import_mathverse(data_root: str, s: dict, out_dir: str | None = None,
     Multiple-choice options are read from the "Choices:" lines of the question; when they are only
     in the figure (vision-dominant/-only versions) the item gets ``settings.image_options``
     placeholder options (``meta.options_source = "image"``), which only sets the allowed letters.
-    Records without an image (text-only problems, ``testmini_text_only.json``) are left out and
-    counted under ``filtered``.
+    Records of the release's text-only problems (``problem_version`` "Text Only", the file
+    ``testmini_text_only.json``), which have no image, are left out and counted under
+    ``filtered``; any other record without an image (``image`` absent, null, ``""`` or ``{}``)
+    is a bad record: skipped under the reason "missing image" (it counts against
+    ``evaluation.min_import_share``).
 
     Answer forms of the release: a letter; several letters (``C\nD``, "Choose 2 answers": an item
     whose ``meta.answer_letters`` must all be chosen, nothing else); an option text (``False``,
@@ -54,8 +69,11 @@ def import_mathverse(data_root: str, s: dict, out_dir: str | None = None,
                 sid = rec.str_("sample_index")
                 image = image_field(rec, "image", s["media"], data_root, out_dir, sid)
                 if image is None:
-                    res.filtered["no image (text-only problem)"] += 1
-                    continue
+                    if _text_only(rec, path):
+                        res.filtered["no image (text-only problem)"] += 1
+                        continue
+                    raise rec.error("missing image (field 'image' is absent, null or empty)",
+                                    reason="missing image")
                 qtype = rec.str_("question_type")
                 if not rec.has("answer"):
                     raise rec.error("missing field 'answer'")

@@ -18,6 +18,9 @@ from rmsd.evaluation.benchmarks.common import (
 
 
 MLVU_OPEN_TYPES = ("subPlot", "sub_scene", "summary")
+RELEASE_TYPES = S.MLVU_MCQ_TYPES + MLVU_OPEN_TYPES
+"""Every task type name of the release; a record of another type not in ``task_types`` is a bad
+record (a misspelt or renamed type), not one left out by the setting."""
 TASK_ALIASES = {"needle": "findNeedle"}
 """Other names of the same task types (lmms-eval's ``MLVU_dev`` says ``needle``)."""
 
@@ -32,8 +35,10 @@ def import_mlvu(data_root: str, s: dict, out_dir: str | None = None,
       ``task_type``.
 
     Only the MCQ task types in ``settings.task_types`` (default :data:`settings.MLVU_MCQ_TYPES`)
-    are kept (the open-ended ``subPlot`` and
-    ``summary`` are counted under ``filtered``); ``needle`` is read as the release's ``findNeedle``.
+    are kept (the release's other types, the open-ended ``subPlot`` and ``summary``, are counted
+    under ``filtered``; a type that is neither configured nor one of the release's names,
+    :data:`RELEASE_TYPES`, is skipped as "unknown task type" and counts against
+    ``evaluation.min_import_share``); ``needle`` is read as the release's ``findNeedle``.
     An answer that several candidates share (``1_plotQA.json`` record 335: ``Three`` in
     ``[Six, Three, Three, Eight]``) takes the **last** matching letter, as the official
     ``choice_bench.py`` ``qa_template`` loop does; all matching letters are kept in
@@ -56,6 +61,9 @@ def import_mlvu(data_root: str, s: dict, out_dir: str | None = None,
                 n = ordinal[task]
                 ordinal[task] += 1
                 if task not in {TASK_ALIASES.get(t, t) for t in s["task_types"]}:
+                    if task not in RELEASE_TYPES:
+                        raise rec.error(f"unknown task type {task!r} (the release's: "
+                                        f"{list(RELEASE_TYPES)})", reason="unknown task type")
                     res.filtered[f"task type {task} not in task_types"] += 1
                     continue
                 question = rec.get("question")
