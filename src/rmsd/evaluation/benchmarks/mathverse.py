@@ -42,7 +42,7 @@ def _text_only(rec, path) -> bool:
 
 def import_mathverse(data_root: str, s: dict, out_dir: str | None = None,
                      res: Imported | None = None) -> Imported:
-    """MathVerse testmini (benchmarks.md 2.5): sample_index, problem_index, problem_version,
+    r"""MathVerse testmini (benchmarks.md 2.5): sample_index, problem_index, problem_version,
     question, image, answer, question_type (multi-choice / free-form), query_wo, query_cot,
     question_for_eval, metadata (subject, subfield).
 
