@@ -1,6 +1,37 @@
 from rmsd.errors import ConfigError
 
 
+def distill_items_known():
+    """Items of the distill split when the count is known at parse time: a data.external file
+    (counted), or the synthetic generator (data.n_per_task.distill x tasks); else None."""
+    n = dataset_items_hint(DISTILL)
+    if n is None and config["data"]["generator"] == "synth":
+        n = int(config["data"]["n_per_task"]["distill"]) * len(config["data"]["tasks"])
+    return n
+
+
+def check_stage_split():
+    """recipe.stage1.n_items + recipe.stage2.n_items (per trained variant) fit the distill items,
+    checked when the workflow is parsed instead of when training starts."""
+    n = distill_items_known()
+    if n is None:
+        return
+    for name in config.get("variants") or {}:
+        v = variant_cfg(name)
+        if not v["train"]:
+            continue
+        n1, n2 = v["stage1"].get("n_items"), v["stage2"].get("n_items")
+        if (n1 or 0) + (n2 or 0) > n:
+            raise ConfigError(
+                f"variant {name!r}: recipe.stage1.n_items ({n1}) + recipe.stage2.n_items ({n2}) "
+                f"leave no disjoint items for both stages among the {n} items of the {DISTILL!r} "
+                "split; set them for your data (null = the rest), e.g. in your config file: "
+                "recipe: {stage1: {n_items: null}, stage2: {n_items: null}} for both stages on every item")
+
+
+check_stage_split()
+
+
 rule train_config:
     input:
         student=student_base_dir(),

@@ -91,3 +91,22 @@ def test_missing_path_fails_at_workflow_parse_time(tmp_path):
     assert p.returncode != 0
     assert "data.external.distill: file no/such/distill.jsonl" in out, out[-3000:]
     assert "Job stats" not in out and not (tmp_path / "results").exists()
+
+
+def test_stage_split_larger_than_the_distill_items_fails_at_parse_time(tmp_path):
+    """recipe.stage1.n_items (300 in the default) over a 3 x 5-item synthetic distill split: the dry
+    run stops while parsing, naming the keys and the item count, not when training starts."""
+    for name in ("Snakefile", "rules", "scripts", "config"):
+        (tmp_path / name).symlink_to(ROOT / name)
+    cfg = load()
+    cfg["data"]["n_per_task"]["distill"] = 5
+    (tmp_path / "small.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    snakemake = str(Path(sys.executable).with_name("snakemake"))
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    p = subprocess.run([snakemake, "--cores", "1", "-n", "--configfile", "small.yaml"], cwd=tmp_path,
+                       env=env, capture_output=True, text=True, timeout=300)
+    out = p.stdout + p.stderr
+    assert p.returncode != 0
+    assert ("recipe.stage1.n_items (300) + recipe.stage2.n_items (None) leave no disjoint items for "
+            "both stages among the 15 items of the 'synth-distill' split") in out, out[-3000:]
+    assert "Job stats" not in out and not (tmp_path / "results").exists()

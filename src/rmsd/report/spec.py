@@ -125,7 +125,9 @@ class ReportSpec:
             for v in names:
                 val = self.row(v).get(field_)
                 if val in seen:
-                    raise ConfigError(f"report.{key}: {seen[val]!r} and {v!r} both have {field_} = {val}")
+                    raise ConfigError(f"report.{key}: {seen[val]!r} and {v!r} both have {field_} = {val} "
+                                      f"(one row per {field_} value in Table {4 if field_ == 'K' else 5}): "
+                                      f"change the value, or drop one of them from report.{key}")
                 seen[val] = v
 
     # ---------------------------------------------------------------- variants and seeds
