@@ -138,8 +138,9 @@ def test_patterns_catch_what_they_should():
 
 def test_rule_shell_commands_interpolate_no_data():
     """``shell:`` strings may only use Snakemake's own input/output/log/threads and params whose
-    values come from the schema-checked config (launch_cmd), never item or model text."""
-    allowed_fields = {"input.cfg", "output", "log", "threads", "params.launch"}
+    values come from the schema-checked config (launch_cmd; stop_signals: signal names matching
+    ``^[A-Z0-9]+$``), never item or model text."""
+    allowed_fields = {"input.cfg", "output", "log", "threads", "params.launch", "params.stop_signals"}
     found = []
     for smk in sorted((ROOT / "rules").glob("*.smk")):
         text = smk.read_text()

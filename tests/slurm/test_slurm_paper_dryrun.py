@@ -37,7 +37,10 @@ def paper_workspace(tmp_path_factory):
     video.write_bytes(b"\x00\x00\x00\x18ftypmp42")  # never decoded: the dry run only checks it exists
     item = {"id": "fx-0", "video": str(video), "task_type": "open",
             "question": "What happens in the video?", "answer": "a ball moves to the left"}
-    overlay: dict = {"models": {"teachers": {}, "student": {}}, "data": {"external": {}}}
+    overlay: dict = {"models": {"teachers": {}, "student": {}}, "data": {"external": {}},
+                     # one placeholder item per split: the 50K/60K stage split is checked at parse time
+                     # against the distill file, so both stages read every item here
+                     "recipe": {"stage1": {"n_items": None}, "stage2": {"n_items": None}}}
     for split in paper["data"]["external"]:
         items = fx / "data" / split / "items.jsonl"
         items.parent.mkdir(parents=True)
