@@ -75,3 +75,22 @@ def test_every_rank_stops_when_one_rank_got_the_signal():
         p.join(timeout=60)
     assert got == {0: [None, "SIGURG"], 1: [None, "SIGURG"]}
     assert [p.exitcode for p in procs] == [0, 0]
+
+
+def test_same_job_guard_holds_for_the_limit_signal_not_for_sigterm(tmp_path, monkeypatch):
+    """A stop on the Slurm limit signal blocks a restart inside the same allocation; a SIGTERM stop
+    (scontrol requeue, preemption, cancel) does not: the job comes back as a new run and resumes."""
+    import json
+
+    from rmsd.train import preempt
+
+    monkeypatch.setattr(preempt, "slurm_run_id", lambda: "80.0")
+    tmp = tmp_path / "m.tmp"
+    tmp.mkdir()
+    for sig, blocked in (("SIGURG", True), ("SIGUSR1", True), ("SIGTERM", False)):
+        (tmp / preempt.MARKER).write_text(json.dumps({"slurm_run": "80.0", "stage": "stage1", "step": 5,
+                                                      "signal": sig}))
+        why = preempt.stopped_in_this_job(tmp_path / "m")
+        assert (why is not None) == blocked, (sig, why)
+        if blocked:
+            assert why.startswith(f"Slurm job 80 already stopped on {sig} (stage1 step 5")

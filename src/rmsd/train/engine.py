@@ -200,9 +200,14 @@ class Engine:
     # -- setup -------------------------------------------------------------------------------
     def _init_deepspeed(self, batch_per_rank: int) -> None:
         if self.rt.world_size == 1:  # deepspeed wants a process group even for one process
-            for k, v in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1"),
-                         ("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", str(_free_port()))):
+            for k, v in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1"), ("MASTER_ADDR", "127.0.0.1")):
                 os.environ.setdefault(k, v)
+            import torch.distributed as tdist
+
+            if not tdist.is_initialized():
+                # this process hosts its own one-rank store: a fresh port, never an inherited
+                # MASTER_PORT (a parent process may still be listening on it: EADDRINUSE)
+                os.environ["MASTER_PORT"] = str(_free_port())
         import deepspeed
 
         path = deepspeed_config_path(self.ex.deepspeed)

@@ -170,8 +170,9 @@ def stopped_in_this_job(out_dir: str | Path) -> str | None:
 
     Snakemake's ``retries`` also restart a failed job inside the same allocation; that attempt would
     have only what is left of the limit (less than the signal's lead) and no signal before it, so it
-    exits at once and the job fails and is resubmitted. None outside Slurm, in another job, or in the
-    same job requeued.
+    exits at once and the job fails and is resubmitted. None outside Slurm, in another job, in the
+    same job requeued, or after a SIGTERM stop (Slurm's requeue, preemption or cancel: the job ends
+    or comes back as a new run, so a later start in it resumes).
     """
     import json
 
@@ -183,7 +184,7 @@ def stopped_in_this_job(out_dir: str | Path) -> str | None:
     except (OSError, ValueError):
         return None
     run = m.get("slurm_run")
-    if not run or run != slurm_run_id():
+    if m.get("signal") == "SIGTERM" or not run or run != slurm_run_id():
         return None
     return (f"Slurm job {run.split('.')[0]} already stopped on {m.get('signal')} ({m.get('stage')} step "
             f"{m.get('step')}, checkpoint in {p.parent}): not resuming inside the same allocation; "
